@@ -1,0 +1,129 @@
+"""Exact money: parsing, nano-dollar storage units and minor-unit rounding.
+
+Money is ``Decimal`` in memory and an integer number of nano-dollars (10⁻⁹ USD) at
+rest, so sums are exact on every database. Values never pass through ``float``: JSON
+numbers are parsed straight to ``Decimal`` (the web layer hands us the literal text),
+and a ``float`` given to :func:`parse_money` is refused rather than silently widened.
+"""
+
+from __future__ import annotations
+
+import decimal
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
+
+__all__ = [
+    "CTX",
+    "MAX_AMOUNT",
+    "MINOR_UNITS",
+    "NANO",
+    "InvalidMoney",
+    "from_nanos",
+    "minor_unit_exponent",
+    "money_str",
+    "parse_money",
+    "quantize_nano",
+    "round_to_minor",
+    "to_nanos",
+]
+
+#: A private context wide enough for any amount we accept; the global context is
+#: never touched (other libraries in the process may rely on it).
+CTX = decimal.Context(prec=60, rounding=ROUND_HALF_EVEN, Emin=-999999, Emax=999999)
+
+NANO = Decimal("0.000000001")
+
+#: Largest single amount accepted (one million dollars): keeps a row's nano-dollars far
+#: inside a signed 64-bit column (whose limit is about 9.2 billion dollars). Sums are
+#: computed by the database as NUMERIC/arbitrary-precision integers.
+MAX_AMOUNT = Decimal("1000000")
+
+#: ISO 4217 minor-unit exponents for currencies that differ from two decimals.
+MINOR_UNITS: dict[str, int] = {
+    "JPY": 0,
+    "KRW": 0,
+    "VND": 0,
+    "CLP": 0,
+    "ISK": 0,
+    "UGX": 0,
+    "XAF": 0,
+    "XOF": 0,
+    "BHD": 3,
+    "KWD": 3,
+    "OMR": 3,
+    "JOD": 3,
+    "TND": 3,
+}
+
+
+class InvalidMoney(ValueError):
+    """An amount that is not a finite, non-negative decimal within bounds."""
+
+
+def parse_money(value: object, *, field: str = "amount", allow_negative: bool = False) -> Decimal:
+    """Parse a JSON number or decimal string into ``Decimal`` without using ``float``.
+
+    ``int``, ``str`` and ``Decimal`` are accepted; ``float`` is refused because its
+    binary value is already inexact (the web layer parses JSON numbers as ``Decimal``).
+    ``bool`` is refused though it is an ``int``.
+    """
+    if isinstance(value, bool) or isinstance(value, float):
+        raise InvalidMoney(f"{field}: must be a decimal string or number")
+    if isinstance(value, Decimal):
+        amount = value
+    elif isinstance(value, int):
+        amount = Decimal(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if not text or len(text) > 64:
+            raise InvalidMoney(f"{field}: must be a decimal string or number")
+        try:
+            amount = Decimal(text)
+        except decimal.InvalidOperation:
+            raise InvalidMoney(f"{field}: {value!r} is not a decimal number") from None
+    else:
+        raise InvalidMoney(f"{field}: must be a decimal string or number")
+    if not amount.is_finite():
+        raise InvalidMoney(f"{field}: must be finite")
+    if amount < 0 and not allow_negative:
+        raise InvalidMoney(f"{field}: must not be negative")
+    if abs(amount) > MAX_AMOUNT:
+        raise InvalidMoney(f"{field}: must not exceed {MAX_AMOUNT}")
+    return amount
+
+
+def quantize_nano(amount: Decimal) -> Decimal:
+    """Round once to 10⁻⁹, half-even: the precision at which money is stored."""
+    return amount.quantize(NANO, rounding=ROUND_HALF_EVEN, context=CTX)
+
+
+def to_nanos(amount: Decimal) -> int:
+    """Dollars → integer nano-dollars (rounded half-even if finer than 10⁻⁹)."""
+    return int(quantize_nano(amount).scaleb(9, context=CTX))
+
+
+def from_nanos(nanos: int) -> Decimal:
+    """Integer nano-dollars → dollars, exactly."""
+    return Decimal(nanos).scaleb(-9, context=CTX)
+
+
+def minor_unit_exponent(currency: str) -> int:
+    return MINOR_UNITS.get(currency.upper(), 2)
+
+
+def round_to_minor(amount: Decimal, currency: str = "USD") -> int:
+    """Round to the currency's minor unit, half away from zero; returns minor units.
+
+    ``ROUND_HALF_UP`` in ``decimal`` rounds ties away from zero for both signs.
+    """
+    exp = minor_unit_exponent(currency)
+    scaled = amount.scaleb(exp, context=CTX)
+    return int(scaled.quantize(Decimal(1), rounding=ROUND_HALF_UP, context=CTX))
+
+
+def money_str(amount: Decimal) -> str:
+    """A plain decimal string (no exponent) with at most nine decimal places."""
+    q = quantize_nano(amount)
+    text = format(q, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text

@@ -1,0 +1,67 @@
+"""Markup pricing: what an end user is charged for one metered call.
+
+``charge = provider_cost × (1 + markup_percentage / 100) + flat_rate_per_request``,
+kept at nano-dollar precision on the event (rounding to cents happens once per
+invoice line, in :mod:`meterline.domain.invoices`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from meterline.domain.money import CTX, quantize_nano
+
+__all__ = ["Charge", "Pricing", "compute_charge", "effective_pricing", "margin"]
+
+_HUNDRED = Decimal(100)
+
+
+@dataclass(frozen=True, slots=True)
+class Pricing:
+    """Markup percentage and flat fee per request, both ``Decimal`` and non-negative."""
+
+    markup_percentage: Decimal = Decimal(0)
+    flat_rate_per_request: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """One event's money, each part at nano-dollar precision.
+
+    ``markup`` covers percentage markup and flat fee together, so that
+    ``charge == provider_cost + markup`` always holds exactly.
+    """
+
+    provider_cost: Decimal
+    markup: Decimal
+    charge: Decimal
+
+
+def effective_pricing(
+    project_default: Pricing,
+    plan_markup: Decimal | None,
+    plan_flat_fee: Decimal | None,
+) -> Pricing:
+    """A plan's markup and fee override the project default, each independently."""
+    return Pricing(
+        markup_percentage=(
+            project_default.markup_percentage if plan_markup is None else plan_markup
+        ),
+        flat_rate_per_request=(
+            project_default.flat_rate_per_request if plan_flat_fee is None else plan_flat_fee
+        ),
+    )
+
+
+def compute_charge(provider_cost: Decimal, pricing: Pricing) -> Charge:
+    """Price one call. Exact in ``Decimal``; quantized once to 10⁻⁹ for storage."""
+    factor = CTX.add(Decimal(1), CTX.divide(pricing.markup_percentage, _HUNDRED))
+    raw = CTX.add(CTX.multiply(provider_cost, factor), pricing.flat_rate_per_request)
+    cost = quantize_nano(provider_cost)
+    charge = quantize_nano(raw)
+    return Charge(provider_cost=cost, markup=charge - cost, charge=charge)
+
+
+def margin(revenue: Decimal, provider_cost: Decimal) -> Decimal:
+    return revenue - provider_cost

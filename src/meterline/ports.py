@@ -1,0 +1,342 @@
+"""The seams services depend on. Adapters implement them; tests run one contract suite
+against every implementation (memory/SQLite/PostgreSQL, memory/Redis).
+
+Only what the services use today is declared: the gateway's ``Upstream`` and Stripe's
+``Payments`` join when their issues land.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Protocol
+
+from meterline.domain.entities import (
+    AlertRecord,
+    ApiKey,
+    EndUser,
+    Environment,
+    Project,
+    UsageEvent,
+    UsageTotals,
+    UserKey,
+)
+from meterline.domain.limits import Decision, UsageSnapshot
+from meterline.domain.plans import Limits, RatePlan
+
+__all__ = [
+    "Accounts",
+    "AdmitResult",
+    "Clock",
+    "Counters",
+    "DailyRevenue",
+    "EndUserPage",
+    "Ledger",
+    "NotFound",
+    "PlanInUse",
+    "PriceOverride",
+    "PriceQuote",
+    "Prices",
+    "RecordOutcome",
+    "RecordStatus",
+    "Reservation",
+    "RevenueReport",
+    "SeedNeeded",
+    "TopUser",
+    "UsageRow",
+    "WindowTotals",
+]
+
+
+# ---------------------------------------------------------------- errors
+
+
+class NotFound(LookupError):
+    """The addressed record does not exist (in this project and environment)."""
+
+
+class PlanInUse(Exception):
+    """A rate plan still has end users (or is the default) and cannot be deleted."""
+
+
+class SeedNeeded(Exception):
+    """Counters for a user's current windows are missing (first sight, restart, Redis
+    flushed): the caller must seed them from the ledger, then retry."""
+
+
+# ---------------------------------------------------------------- clock
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """Aware UTC now."""
+        ...
+
+
+# ---------------------------------------------------------------- accounts
+
+
+@dataclass(frozen=True, slots=True)
+class EndUserPage:
+    items: list[EndUser]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PriceOverride:
+    """USD per million tokens for one (project, model); provider ``""`` matches any."""
+
+    model: str
+    provider: str = ""
+    input_per_mtok: Decimal = Decimal(0)
+    output_per_mtok: Decimal = Decimal(0)
+    cached_input_per_mtok: Decimal | None = None
+
+
+class Accounts(Protocol):
+    """Organizations, projects, keys, plans, end users, alerts: the slowly changing state."""
+
+    async def is_empty(self) -> bool: ...
+    async def first_project(self) -> Project | None: ...
+    async def create_organization(self, name: str) -> str: ...
+    async def create_admin_user(
+        self, organization_id: str, email: str, password_hash: str
+    ) -> str: ...
+    async def create_project(self, organization_id: str, name: str) -> Project: ...
+    async def get_project(self, project_id: str) -> Project | None: ...
+    async def update_project(self, project_id: str, **changes: object) -> Project: ...
+
+    async def create_api_key(
+        self, project_id: str, environment: Environment, key_hash: str, prefix: str
+    ) -> ApiKey: ...
+    async def api_key_by_hash(self, key_hash: str) -> ApiKey | None: ...
+    async def revoke_api_key(self, project_id: str, key_id: str) -> None: ...
+
+    async def list_plans(self, project_id: str) -> list[RatePlan]: ...
+    async def get_plan(self, project_id: str, plan_id: str) -> RatePlan | None: ...
+    async def default_plan(self, project_id: str) -> RatePlan | None: ...
+    async def create_plan(self, project_id: str, plan: RatePlan) -> RatePlan:
+        """Stores ``plan`` (its ``id`` is assigned here). ``is_default`` unsets any other."""
+        ...
+
+    async def update_plan(self, project_id: str, plan: RatePlan) -> RatePlan: ...
+    async def delete_plan(self, project_id: str, plan_id: str) -> None:
+        """Raises :class:`PlanInUse` if any end user (any environment) is on it."""
+        ...
+
+    async def plan_user_counts(
+        self, project_id: str, environment: Environment
+    ) -> dict[str, int]: ...
+
+    async def get_or_create_end_user(
+        self, key: UserKey, default_plan_id: str | None
+    ) -> tuple[EndUser, bool]:
+        """Atomic under concurrency: exactly one caller ever sees ``created=True``."""
+        ...
+
+    async def get_end_user(self, key: UserKey) -> EndUser | None: ...
+    async def update_end_user(self, key: UserKey, **changes: object) -> EndUser: ...
+    async def list_end_users(
+        self,
+        project_id: str,
+        environment: Environment,
+        *,
+        search: str | None = None,
+        rate_plan_id: str | None = None,
+        blocked: bool | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> EndUserPage: ...
+
+    async def record_alert(self, alert: AlertRecord) -> bool:
+        """Once per (project, environment, end user, kind, window); True if new."""
+        ...
+
+    async def list_alerts(
+        self, project_id: str, environment: Environment, limit: int = 100
+    ) -> list[AlertRecord]: ...
+
+    async def price_overrides(self, project_id: str) -> list[PriceOverride]: ...
+    async def set_price_override(self, project_id: str, override: PriceOverride) -> None: ...
+
+
+# ---------------------------------------------------------------- ledger
+
+
+class RecordStatus(StrEnum):
+    RECORDED = "recorded"
+    DUPLICATE = "duplicate"
+    CONFLICT = "conflict"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordOutcome:
+    status: RecordStatus
+    #: The stored event: the new one, or for a duplicate/conflict the original.
+    event: UsageEvent
+
+
+@dataclass(frozen=True, slots=True)
+class WindowTotals:
+    """Ledger sums for one user's current day and month (to seed counters)."""
+
+    day: date
+    daily_tokens: int = 0
+    monthly_tokens: int = 0
+    daily_requests: int = 0
+    monthly_requests: int = 0
+    daily_cost_nanos: int = 0
+    monthly_cost_nanos: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    period: str  # "YYYY-MM-DD" or "YYYY-MM"
+    totals: UsageTotals
+
+
+@dataclass(frozen=True, slots=True)
+class DailyRevenue:
+    day: date
+    totals: UsageTotals
+
+
+@dataclass(frozen=True, slots=True)
+class TopUser:
+    end_user_id: str
+    totals: UsageTotals
+
+
+@dataclass(frozen=True, slots=True)
+class RevenueReport:
+    totals: UsageTotals
+    daily: list[DailyRevenue] = field(default_factory=list)
+    top_users: list[TopUser] = field(default_factory=list)
+
+
+class Ledger(Protocol):
+    """The append-only usage ledger and its daily rollups."""
+
+    async def record_events(self, events: Sequence[UsageEvent]) -> list[RecordOutcome]:
+        """Insert events idempotently on (project, environment, event_id).
+
+        Each new event and its rollup update commit in one transaction; a replay with the
+        same fingerprint is DUPLICATE, another fingerprint is CONFLICT; neither changes
+        anything. Outcomes are in input order.
+        """
+        ...
+
+    async def window_totals(self, key: UserKey, day: date) -> WindowTotals: ...
+    async def usage(self, key: UserKey, granularity: str, start: date, end: date) -> list[UsageRow]:
+        """Per-day or per-month sums for one user over inclusive UTC dates."""
+        ...
+
+    async def revenue(
+        self, project_id: str, environment: Environment, start: date, end: date, top: int = 10
+    ) -> RevenueReport: ...
+
+
+# ---------------------------------------------------------------- counters
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """Held against a user's limits between admission and settlement."""
+
+    id: str
+    tokens: int = 0
+    cost_nanos: int = 0
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AdmitResult:
+    decision: Decision
+    #: Usage after the decision (including this request when admitted).
+    usage: UsageSnapshot
+
+
+class Counters(Protocol):
+    """Per end user window counters with atomic check-and-increment.
+
+    ``snapshot`` and ``admit`` raise :class:`SeedNeeded` when the user's current day or
+    month counters are absent; the caller seeds them from :meth:`Ledger.window_totals`
+    and retries. ``settle`` and ``release`` never raise it: when the windows are absent
+    they apply nothing to them (the ledger, written first, already holds the event and
+    the next seed reads it) but still drop the reservation.
+
+    Counters track only the current UTC day and month: usage settled with ``at`` in an
+    earlier window changes the ledger alone. Expired reservations are released lazily
+    (their request uncounted, their tokens and cost unheld) on any call for that user.
+    Keys expire after their window; one user's keys share a Redis Cluster hash tag.
+    """
+
+    async def seed(self, key: UserKey, totals: WindowTotals, now: datetime) -> None:
+        """Set the current windows from the ledger, only where they are still absent."""
+        ...
+
+    async def snapshot(self, key: UserKey, now: datetime) -> UsageSnapshot: ...
+    async def admit(
+        self,
+        key: UserKey,
+        limits: Limits,
+        *,
+        alert_only: bool,
+        now: datetime,
+        reservation: Reservation | None = None,
+    ) -> AdmitResult:
+        """Evaluate ``limits`` and, if admitted (or alert-only), count one request in the
+        day, month and minute windows and hold ``reservation`` — all in one atomic step."""
+        ...
+
+    async def settle(
+        self,
+        key: UserKey,
+        *,
+        now: datetime,
+        at: datetime,
+        tokens: int,
+        cost_nanos: int,
+        reservation_id: str | None = None,
+    ) -> bool:
+        """Add actual usage at time ``at``. With a live ``reservation_id`` the reservation is
+        released and its request was already counted; otherwise one request is counted.
+        Returns whether a reservation was settled."""
+        ...
+
+    async def release(self, key: UserKey, reservation_id: str, *, now: datetime) -> bool:
+        """Drop a reservation and uncount its request (the call failed, nothing billed)."""
+        ...
+
+    async def forget(self, key: UserKey) -> None:
+        """Drop the user's counters so the next call reseeds from the ledger."""
+        ...
+
+
+# ---------------------------------------------------------------- prices
+
+
+@dataclass(frozen=True, slots=True)
+class PriceQuote:
+    priced: bool
+    provider_cost: Decimal | None = None
+    provider: str | None = None
+
+
+class Prices(Protocol):
+    async def quote(
+        self,
+        project_id: str,
+        *,
+        provider: str | None,
+        model: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        cached_tokens: int = 0,
+        at: datetime | None = None,
+    ) -> PriceQuote:
+        """Provider cost in USD. An unknown model is ``priced=False``, never $0."""
+        ...
