@@ -9,11 +9,13 @@ and a ``float`` given to :func:`parse_money` is refused rather than silently wid
 from __future__ import annotations
 
 import decimal
+import re
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 
 __all__ = [
     "CTX",
     "MAX_AMOUNT",
+    "MAX_DECIMAL_PLACES",
     "MINOR_UNITS",
     "NANO",
     "InvalidMoney",
@@ -36,6 +38,15 @@ NANO = Decimal("0.000000001")
 #: inside a signed 64-bit column (whose limit is about 9.2 billion dollars). Sums are
 #: computed by the database as NUMERIC/arbitrary-precision integers.
 MAX_AMOUNT = Decimal("1000000")
+
+#: Finest accepted amount: 10⁻³⁰ (trailing zeros do not count). Far below a nano-dollar,
+#: and above the 17 significant digits of any float a client may have printed for a tiny
+#: cost; it bounds the digits exact arithmetic needs (``1e-999999999`` is 12 characters).
+MAX_DECIMAL_PLACES = 30
+
+#: A plain decimal literal in ASCII: ``Decimal()`` alone would also take ``1_000``,
+#: non-ASCII digits (``"١٢"``), ``Infinity`` and ``NaN``.
+_DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 #: ISO 4217 minor-unit exponents for currencies that differ from two decimals.
 MINOR_UNITS: dict[str, int] = {
@@ -76,9 +87,11 @@ def parse_money(value: object, *, field: str = "amount", allow_negative: bool = 
         text = value.strip()
         if not text or len(text) > 64:
             raise InvalidMoney(f"{field}: must be a decimal string or number")
+        if _DECIMAL_TEXT.fullmatch(text) is None:
+            raise InvalidMoney(f"{field}: {value!r} is not a decimal number")
         try:
             amount = Decimal(text)
-        except decimal.InvalidOperation:
+        except decimal.InvalidOperation:  # pragma: no cover - the pattern admits only literals
             raise InvalidMoney(f"{field}: {value!r} is not a decimal number") from None
     else:
         raise InvalidMoney(f"{field}: must be a decimal string or number")
@@ -86,9 +99,25 @@ def parse_money(value: object, *, field: str = "amount", allow_negative: bool = 
         raise InvalidMoney(f"{field}: must be finite")
     if amount < 0 and not allow_negative:
         raise InvalidMoney(f"{field}: must not be negative")
-    if abs(amount) > MAX_AMOUNT:
+    if amount.copy_abs() > MAX_AMOUNT:  # copy_abs: no context, so no Overflow
         raise InvalidMoney(f"{field}: must not exceed {MAX_AMOUNT}")
+    if amount.is_zero():
+        return Decimal(0)
+    if _decimal_places(amount) > MAX_DECIMAL_PLACES:
+        raise InvalidMoney(f"{field}: more than {MAX_DECIMAL_PLACES} decimal places")
     return amount
+
+
+def _decimal_places(amount: Decimal) -> int:
+    """Decimal places of a finite, non-zero ``amount``, not counting trailing zeros."""
+    _, digits, exponent = amount.as_tuple()
+    assert isinstance(exponent, int)  # finite, checked by the caller
+    trailing = 0
+    for digit in reversed(digits):
+        if digit:
+            break
+        trailing += 1
+    return max(0, -(exponent + trailing))
 
 
 def quantize_nano(amount: Decimal) -> Decimal:
@@ -102,8 +131,9 @@ def to_nanos(amount: Decimal) -> int:
 
 
 def from_nanos(nanos: int) -> Decimal:
-    """Integer nano-dollars → dollars, exactly."""
-    return Decimal(nanos).scaleb(-9, context=CTX)
+    """Integer nano-dollars → dollars, exactly (for any size: no context rounding)."""
+    sign, digits, _ = Decimal(nanos).as_tuple()
+    return Decimal((sign, digits, -9))
 
 
 def minor_unit_exponent(currency: str) -> int:

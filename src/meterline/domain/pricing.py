@@ -7,14 +7,24 @@ invoice line, in :mod:`meterline.domain.invoices`).
 
 from __future__ import annotations
 
+import decimal
 from dataclasses import dataclass
 from decimal import Decimal
 
-from meterline.domain.money import CTX, quantize_nano
+from meterline.domain.money import CTX, InvalidMoney, quantize_nano
 
 __all__ = ["Charge", "Pricing", "compute_charge", "effective_pricing", "margin"]
 
-_HUNDRED = Decimal(100)
+#: Exact arithmetic: wide enough for any amounts ``parse_money`` accepts (≤ 10⁶, ≤ 30
+#: places), and ``Inexact`` is trapped so a result is exact or an error, never silently
+#: rounded before the one rounding to 10⁻⁹. (``CTX``'s 60 digits could round first.)
+_EXACT = decimal.Context(
+    prec=200,
+    rounding=decimal.ROUND_HALF_EVEN,
+    Emin=decimal.MIN_EMIN,
+    Emax=decimal.MAX_EMAX,
+    traps=[decimal.InvalidOperation, decimal.Inexact, decimal.Overflow],
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +65,22 @@ def effective_pricing(
 
 
 def compute_charge(provider_cost: Decimal, pricing: Pricing) -> Charge:
-    """Price one call. Exact in ``Decimal``; quantized once to 10⁻⁹ for storage."""
-    factor = CTX.add(Decimal(1), CTX.divide(pricing.markup_percentage, _HUNDRED))
-    raw = CTX.add(CTX.multiply(provider_cost, factor), pricing.flat_rate_per_request)
+    """Price one call. Exact in ``Decimal``; quantized once to 10⁻⁹ for storage.
+
+    Every step uses an explicit context, never the thread's ambient one (which another
+    library may have narrowed). Raises :class:`InvalidMoney` for inputs so precise that
+    the exact result would need more than 200 digits (``parse_money`` never yields them).
+    """
+    try:
+        factor = _EXACT.add(Decimal(1), _EXACT.scaleb(pricing.markup_percentage, -2))
+        raw = _EXACT.add(_EXACT.multiply(provider_cost, factor), pricing.flat_rate_per_request)
+    except decimal.Inexact:
+        raise InvalidMoney("amounts too precise to price exactly") from None
     cost = quantize_nano(provider_cost)
     charge = quantize_nano(raw)
-    return Charge(provider_cost=cost, markup=charge - cost, charge=charge)
+    return Charge(provider_cost=cost, markup=CTX.subtract(charge, cost), charge=charge)
 
 
 def margin(revenue: Decimal, provider_cost: Decimal) -> Decimal:
-    return revenue - provider_cost
+    """Revenue minus provider cost, in the explicit money context."""
+    return CTX.subtract(revenue, provider_cost)

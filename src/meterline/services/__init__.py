@@ -1,0 +1,1 @@
+"""Async orchestration of the domain and the ports. No HTTP, no SQL."""

@@ -1,0 +1,193 @@
+"""Admission: may this end user make this call now? Used by check-quota and the gateway.
+
+The decision that counts is taken inside the counters in one atomic step
+(``Counters.admit``); blocked users and the model allow-list are settled before that,
+since they need no counting. Missing counters are seeded from the ledger first, so a
+restart or a flushed Redis never hands anyone fresh quota.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from meterline.domain.entities import EndUser, UserKey
+from meterline.domain.limits import Allow, Decision, Deny, DenyReason, UsageSnapshot, evaluate
+from meterline.domain.plans import Limits, OverageAction, RatePlan
+from meterline.domain.pricing import Pricing
+from meterline.ports import (
+    Accounts,
+    Clock,
+    Counters,
+    CountersUnavailable,
+    Ledger,
+    Reservation,
+    SeedNeeded,
+)
+from meterline.services.alerts import AlertRecorder
+from meterline.services.auth import AuthContext
+from meterline.services.errors import ServiceError
+from meterline.services.plans import PlanResolver, pricing_for
+
+__all__ = ["Admission", "CountersDown", "QuotaCheck"]
+
+T = TypeVar("T")
+
+
+class CountersDown(ServiceError):
+    status = 503
+    type = "service_unavailable"
+    code = "counters_unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaCheck:
+    end_user: EndUser
+    is_new_user: bool
+    plan: RatePlan
+    pricing: Pricing
+    decision: Decision
+    usage: UsageSnapshot
+    reservation_id: str | None = None
+    #: True when the counter backend was down and the failure mode is "open".
+    degraded: bool = False
+
+    @property
+    def alerts(self) -> tuple[DenyReason, ...]:
+        return self.decision.alerts if isinstance(self.decision, Allow) else ()
+
+
+class Admission:
+    def __init__(
+        self,
+        accounts: Accounts,
+        ledger: Ledger,
+        counters: Counters,
+        clock: Clock,
+        plans: PlanResolver,
+        alerts: AlertRecorder,
+        *,
+        reservation_ttl_seconds: int = 600,
+        fail_open: bool = False,
+    ) -> None:
+        self._accounts = accounts
+        self._ledger = ledger
+        self._counters = counters
+        self._clock = clock
+        self._plans = plans
+        self._alerts = alerts
+        self._reservation_ttl = timedelta(seconds=reservation_ttl_seconds)
+        self._fail_open = fail_open
+
+    async def end_user(self, ctx: AuthContext, end_user_id: str) -> tuple[EndUser, bool]:
+        key = UserKey(ctx.project_id, ctx.environment, end_user_id)
+        existing = await self._accounts.get_end_user(key)
+        if existing is not None:
+            return existing, False
+        default = await self._plans.default_plan(ctx.project_id)
+        return await self._accounts.get_or_create_end_user(key, default.id if default else None)
+
+    async def check(
+        self,
+        ctx: AuthContext,
+        end_user_id: str,
+        *,
+        model: str | None = None,
+        reserve: bool = False,
+        estimated_tokens: int = 0,
+        estimated_cost_nanos: int = 0,
+    ) -> QuotaCheck:
+        """Decide; with ``reserve`` also count the request and hold a reservation."""
+        user, created = await self.end_user(ctx, end_user_id)
+        plan = await self._plans.plan_for(user, ctx.project_id)
+        pricing = pricing_for(ctx.project, plan)
+        now = self._clock.now()
+        enforce = ctx.project.billing_enabled
+        gate = evaluate(
+            plan, UsageSnapshot(), model=model, now=now, blocked=user.blocked, enforce=enforce
+        )
+        key = user.key
+
+        async def build(decision: Decision, usage: UsageSnapshot, **kw: object) -> QuotaCheck:
+            if isinstance(decision, Allow) and decision.alerts:
+                await self._alerts.overage(key, decision.alerts, now)
+            return QuotaCheck(user, created, plan, pricing, decision, usage, **kw)  # type: ignore[arg-type]
+
+        try:
+            if isinstance(gate, Deny):  # blocked or model: nothing to count
+                return await build(gate, await self.snapshot(key, now))
+            limits = plan.limits if enforce else Limits()
+            alert_only = plan.overage_action is OverageAction.ALERT_ONLY
+            if not reserve:
+                usage = await self.snapshot(key, now)
+                decision = evaluate(plan, usage, model=model, now=now, enforce=enforce)
+                return await build(decision, usage)
+            reservation = Reservation(
+                id="res_" + secrets.token_hex(12),
+                tokens=max(0, estimated_tokens),
+                cost_nanos=max(0, estimated_cost_nanos),
+                expires_at=now + self._reservation_ttl,
+            )
+            result = await self._seeded(
+                key,
+                now,
+                lambda: self._counters.admit(
+                    key, limits, alert_only=alert_only, now=now, reservation=reservation
+                ),
+            )
+            held = reservation.id if isinstance(result.decision, Allow) else None
+            return await build(result.decision, result.usage, reservation_id=held)
+        except CountersUnavailable:
+            if not self._fail_open:
+                raise CountersDown(
+                    "Quota counters are unavailable; refusing to admit unmetered traffic."
+                ) from None
+            return QuotaCheck(user, created, plan, pricing, gate, UsageSnapshot(), degraded=True)
+
+    async def snapshot(self, key: UserKey, now: datetime | None = None) -> UsageSnapshot:
+        at = now or self._clock.now()
+        return await self._seeded(key, at, lambda: self._counters.snapshot(key, at))
+
+    async def settle(
+        self,
+        key: UserKey,
+        *,
+        at: datetime,
+        tokens: int,
+        cost_nanos: int,
+        reservation_id: str | None,
+    ) -> None:
+        """Apply recorded usage to the counters. The ledger row is already durable, so on
+        any counter failure the user's counters are dropped and reseeded from it."""
+        now = self._clock.now()
+        try:
+            await self._counters.settle(
+                key,
+                now=now,
+                at=at,
+                tokens=tokens,
+                cost_nanos=cost_nanos,
+                reservation_id=reservation_id,
+            )
+        except CountersUnavailable:
+            try:
+                await self._counters.forget(key)
+            except CountersUnavailable:
+                pass  # Redis is down: its keys will be reseeded when it returns.
+
+    async def release(self, key: UserKey, reservation_id: str) -> None:
+        try:
+            await self._counters.release(key, reservation_id, now=self._clock.now())
+        except CountersUnavailable:
+            pass  # the reservation expires by itself
+
+    async def _seeded(self, key: UserKey, now: datetime, op: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await op()
+        except SeedNeeded:
+            totals = await self._ledger.window_totals(key, now.date())
+            await self._counters.seed(key, totals, now)
+            return await op()

@@ -1,0 +1,159 @@
+"""Metering: price usage, write it to the ledger idempotently, then settle the counters.
+
+Order matters: the ledger row (with its rollup) commits first, so the ledger is the
+truth; counters follow and, if they fail, are dropped and reseeded from the ledger.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from meterline.domain.entities import EndUser, UsageEvent, UserKey
+from meterline.domain.money import to_nanos
+from meterline.domain.pricing import compute_charge
+from meterline.ports import Ledger, Prices, RecordStatus
+from meterline.services.admission import Admission
+from meterline.services.alerts import AlertRecorder
+from meterline.services.auth import AuthContext
+from meterline.services.errors import ServiceError
+from meterline.services.plans import PlanResolver, pricing_for
+from meterline.services.usage_input import EventInput
+
+__all__ = ["EventResult", "Metering"]
+
+
+@dataclass(frozen=True, slots=True)
+class EventResult:
+    index: int
+    event_id: str | None
+    status: str  # recorded | duplicate | failed
+    priced: bool | None = None
+    provider_cost: Decimal | None = None
+    markup: Decimal | None = None
+    charge: Decimal | None = None
+    error: str | None = None
+    #: Why it failed: "invalid" (bad payload) or "conflict" (id reused with another payload).
+    error_code: str | None = None
+
+
+class Metering:
+    def __init__(
+        self,
+        ledger: Ledger,
+        prices: Prices,
+        admission: Admission,
+        plans: PlanResolver,
+        alerts: AlertRecorder,
+    ) -> None:
+        self._ledger = ledger
+        self._prices = prices
+        self._admission = admission
+        self._plans = plans
+        self._alerts = alerts
+
+    async def record(
+        self, ctx: AuthContext, items: Sequence[EventInput | ServiceError], *, now: datetime
+    ) -> list[EventResult]:
+        results: dict[int, EventResult] = {}
+        events: list[tuple[int, UsageEvent]] = []
+        users: dict[str, EndUser] = {}
+        for index, item in enumerate(items):
+            if isinstance(item, ServiceError):
+                results[index] = EventResult(
+                    index, None, "failed", error=item.message, error_code="invalid"
+                )
+                continue
+            user = users.get(item.end_user_id)
+            if user is None:
+                user, _ = await self._admission.end_user(ctx, item.end_user_id)
+                users[item.end_user_id] = user
+            events.append((index, await self._price(ctx, user, item, now)))
+
+        outcomes = await self._ledger.record_events([event for _, event in events])
+        for (index, sent), outcome in zip(events, outcomes, strict=True):
+            stored = outcome.event
+            if outcome.status is RecordStatus.CONFLICT:
+                results[index] = EventResult(
+                    index,
+                    sent.event_id,
+                    "failed",
+                    error=f"event_id {sent.event_id!r} was already used for a different event",
+                    error_code="conflict",
+                )
+                continue
+            if outcome.status is RecordStatus.RECORDED:
+                await self._after_recorded(stored, now)
+            results[index] = EventResult(
+                index,
+                stored.event_id,
+                "recorded" if outcome.status is RecordStatus.RECORDED else "duplicate",
+                priced=stored.priced,
+                provider_cost=stored.provider_cost,
+                markup=stored.markup,
+                charge=stored.charge,
+            )
+        return [results[i] for i in range(len(items))]
+
+    async def _price(
+        self, ctx: AuthContext, user: EndUser, item: EventInput, now: datetime
+    ) -> UsageEvent:
+        at = item.timestamp or now
+        cost = item.cost_usd
+        provider = item.provider
+        if cost is None and item.model:
+            quote = await self._prices.quote(
+                ctx.project_id,
+                provider=item.provider,
+                model=item.model,
+                prompt_tokens=item.prompt_tokens,
+                completion_tokens=item.completion_tokens,
+                at=at,
+            )
+            cost = quote.provider_cost if quote.priced else None
+            provider = provider or quote.provider
+        priced = cost is not None
+        charge = None
+        if cost is not None:
+            plan = await self._plans.plan_for(user, ctx.project_id)
+            charge = compute_charge(cost, pricing_for(ctx.project, plan))
+        return UsageEvent(
+            project_id=ctx.project_id,
+            environment=ctx.environment,
+            event_id=item.event_id or "evt_" + secrets.token_hex(16),
+            end_user_id=item.end_user_id,
+            timestamp=at,
+            model=item.model,
+            provider=provider,
+            prompt_tokens=item.prompt_tokens,
+            completion_tokens=item.completion_tokens,
+            total_tokens=item.total_tokens,
+            priced=priced,
+            provider_cost=charge.provider_cost if charge else None,
+            markup=charge.markup if charge else None,
+            charge=charge.charge if charge else None,
+            latency_ms=item.latency_ms,
+            status=item.status,
+            metadata=item.metadata,
+            reservation_id=item.reservation_id,
+            fingerprint=item.fingerprint(),
+            source="api",
+            recorded_at=now,
+        )
+
+    async def _after_recorded(self, event: UsageEvent, now: datetime) -> None:
+        if event.end_user_id is not None:
+            await self._admission.settle(
+                UserKey(event.project_id, event.environment, event.end_user_id),
+                at=event.timestamp,
+                tokens=event.total_tokens,
+                cost_nanos=to_nanos(event.provider_cost) if event.provider_cost else 0,
+                reservation_id=event.reservation_id,
+            )
+        if not event.priced:
+            await self._alerts.unpriced(
+                event.project_id, event.environment, event.model or "(none)", event.provider, now
+            )

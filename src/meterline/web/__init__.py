@@ -1,0 +1,1 @@
+"""The ASGI app, thin: parse, call a service, map errors, respond."""

@@ -1,0 +1,115 @@
+"""The ASGI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from meterline.services.errors import ServiceError
+from meterline.web import billing_routes, management_routes
+from meterline.web.responses import ORJSON, error_response
+
+if TYPE_CHECKING:
+    from meterline.config import Settings
+    from meterline.container import Container
+
+__all__ = ["create_app"]
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def service_error(_: Request, exc: ServiceError) -> ORJSON:
+        headers = None
+        retry = getattr(exc, "retry_after", None)
+        if retry is not None:
+            headers = {"Retry-After": str(retry)}
+        return error_response(
+            exc.status, exc.code, exc.message, type_=exc.type, param=exc.param, headers=headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> ORJSON:
+        first = exc.errors()[0] if exc.errors() else {}
+        loc = [str(p) for p in first.get("loc", ()) if p not in ("query", "body", "path")]
+        param = ".".join(loc) or None
+        message = f"{param}: {first.get('msg', 'invalid')}" if param else "invalid request"
+        return error_response(422, "invalid_value", message, param=param)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> ORJSON:
+        codes = {404: "not_found", 405: "method_not_allowed", 401: "invalid_api_key"}
+        return error_response(
+            exc.status_code,
+            codes.get(exc.status_code, "http_error"),
+            str(exc.detail),
+            type_="authentication_error" if exc.status_code == 401 else "invalid_request_error",
+            headers=getattr(exc, "headers", None),
+        )
+
+
+def create_app(settings: Settings | None = None, *, container: Container | None = None) -> FastAPI:
+    """Build the app. With ``container`` the caller owns its lifecycle (tests); otherwise
+    one is built from ``settings`` at startup and closed at shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if container is not None:
+            app.state.container = container
+            yield
+            return
+        from meterline.config import load_settings
+        from meterline.container import build_container
+
+        built = await build_container(settings or load_settings())
+        app.state.container = built
+        try:
+            yield
+        finally:
+            await built.close()
+
+    app = FastAPI(
+        title="meterline",
+        version="0.1.0",
+        description="OpenAI-compatible AI gateway with end-user billing.",
+        lifespan=lifespan,
+        default_response_class=ORJSON,
+    )
+    if container is not None:
+        app.state.container = container  # usable without running the lifespan (tests)
+    _install_error_handlers(app)
+    app.include_router(billing_routes.router)
+    app.include_router(management_routes.router)
+
+    @app.get("/healthz", tags=["ops"], summary="Liveness")
+    async def healthz() -> ORJSON:
+        return ORJSON({"status": "ok"})
+
+    @app.get("/readyz", tags=["ops"], summary="Readiness: database and Redis reachable")
+    async def readyz(request: Request) -> ORJSON:
+        c: Container = request.app.state.container
+        checks: dict[str, str] = {}
+        try:
+            async with c.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:  # any failure means "not ready", with the reason shown
+            checks["database"] = f"error: {type(exc).__name__}"
+        if c.redis is not None:
+            try:
+                await c.redis.ping()
+                checks["redis"] = "ok"
+            except Exception as exc:
+                checks["redis"] = f"error: {type(exc).__name__}"
+        ok = all(v == "ok" for v in checks.values())
+        return ORJSON(
+            {"status": "ok" if ok else "unavailable", "checks": checks},
+            status_code=200 if ok else 503,
+        )
+
+    return app
