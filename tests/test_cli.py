@@ -12,8 +12,12 @@ def run(tmp_path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "METERLINE_HOME": str(tmp_path)}
     env.pop("METERLINE_DATABASE_URL", None)
     return subprocess.run(
-        [sys.executable, "-m", "meterline", *args], env=env, capture_output=True, text=True,
-        timeout=60, check=False,
+        [sys.executable, "-m", "meterline", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -21,8 +25,14 @@ def test_init_json_then_idempotent_then_keys(tmp_path):
     first = run(tmp_path, "init", "--json")
     assert first.returncode == 0, first.stderr
     out = json.loads(first.stdout)
-    assert {"organization_id", "project_id", "live_key", "test_key", "admin_email",
-            "admin_password"} <= set(out)
+    assert {
+        "organization_id",
+        "project_id",
+        "live_key",
+        "test_key",
+        "admin_email",
+        "admin_password",
+    } <= set(out)
     assert out["live_key"].startswith("mk_live_") and out["test_key"].startswith("mk_test_")
     assert (tmp_path / "meterline.db").exists()
 
@@ -30,8 +40,9 @@ def test_init_json_then_idempotent_then_keys(tmp_path):
     assert again["project_id"] == out["project_id"]
     assert "live_key" not in again and again["created"] is False
 
-    made = run(tmp_path, "keys", "create", "--project", out["project_id"], "--env", "test",
-               "--json")
+    made = run(
+        tmp_path, "keys", "create", "--project", out["project_id"], "--env", "test", "--json"
+    )
     assert made.returncode == 0, made.stderr
     key = json.loads(made.stdout)
     assert key["environment"] == "test" and key["key"].startswith("mk_test_")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from meterline.adapters.clock import SystemClock
@@ -39,6 +40,23 @@ class Container:
     metering: Metering
     management: Management
     redis: Any = None
+
+    async def health(self) -> dict[str, str]:
+        """Each backing service: "ok" or the error's type (never its text: no secrets)."""
+        checks: dict[str, str] = {}
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:  # any failure means "not ready"
+            checks["database"] = f"error: {type(exc).__name__}"
+        if self.redis is not None:
+            try:
+                await self.redis.ping()
+                checks["redis"] = "ok"
+            except Exception as exc:
+                checks["redis"] = f"error: {type(exc).__name__}"
+        return checks
 
     async def close(self) -> None:
         if self.redis is not None:

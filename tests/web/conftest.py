@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
-import asyncpg
 from sqlalchemy.engine import make_url
 
 from meterline.config import Settings
@@ -33,7 +33,9 @@ class Gateway:
     async def get(self, path: str, env: str = "live", **kw: Any) -> httpx.Response:
         return await self.client.get(path, headers=self.headers(env), **kw)
 
-    async def post(self, path: str, json: Any = None, env: str = "live", **kw: Any) -> httpx.Response:
+    async def post(
+        self, path: str, json: Any = None, env: str = "live", **kw: Any
+    ) -> httpx.Response:
         headers = {**self.headers(env), **kw.pop("headers", {})}
         return await self.client.post(path, json=json, headers=headers, **kw)
 

@@ -9,12 +9,24 @@ QUOTA = "/api/v1/billing/check-quota"
 PLANS = "/api/v1/billing/rate-plans"
 
 CONTRACT_FIELDS = {
-    "allowed", "reason", "end_user_id", "is_new_user", "rate_plan", "overage_action",
-    "retry_after_seconds", "usage", "billing",
+    "allowed",
+    "reason",
+    "end_user_id",
+    "is_new_user",
+    "rate_plan",
+    "overage_action",
+    "retry_after_seconds",
+    "usage",
+    "billing",
 }
 USAGE_FIELDS = {
-    "daily_tokens", "monthly_tokens", "daily_requests", "monthly_requests",
-    "requests_per_minute", "daily_cost_usd", "monthly_cost_usd",
+    "daily_tokens",
+    "monthly_tokens",
+    "daily_requests",
+    "monthly_requests",
+    "requests_per_minute",
+    "daily_cost_usd",
+    "monthly_cost_usd",
 }
 
 
@@ -25,8 +37,13 @@ async def make_default_plan(gw, **limits):
 
 
 async def test_new_user_gets_default_plan_and_all_fields(gw):
-    plan = await make_default_plan(gw, daily_request_limit=10, markup_percentage="25",
-                                   flat_rate_per_request="0.001", allowed_models=["gpt-4o*"])
+    plan = await make_default_plan(
+        gw,
+        daily_request_limit=10,
+        markup_percentage="25",
+        flat_rate_per_request="0.001",
+        allowed_models=["gpt-4o*"],
+    )
     r = await gw.get(QUOTA, params={"end_user_id": "u1", "model": "gpt-4o-mini"})
     assert r.status_code == 200
     body = r.json()
@@ -38,7 +55,8 @@ async def test_new_user_gets_default_plan_and_all_fields(gw):
     assert body["overage_action"] == "block"
     assert body["usage"]["daily_requests"] == {"used": 0, "limit": 10}
     assert body["billing"] == {
-        "markup_percentage": "25", "flat_rate_per_request": "0.001",
+        "markup_percentage": "25",
+        "flat_rate_per_request": "0.001",
         "allowed_models": ["gpt-4o*"],
     }
     again = (await gw.get(QUOTA, params={"end_user_id": "u1"})).json()
@@ -133,8 +151,11 @@ async def test_bad_input_is_a_clear_4xx(gw):
     assert r.status_code == 422 and r.json()["error"]["param"] == "end_user_id"
     r = await gw.client.get(QUOTA, params={"end_user_id": "u"})
     assert r.status_code == 401 and r.json()["error"]["code"] == "missing_api_key"
-    r = await gw.client.get(QUOTA, params={"end_user_id": "u"},
-                            headers={"Authorization": "Bearer mk_live_nope_nope_nope_nope_x"})
+    r = await gw.client.get(
+        QUOTA,
+        params={"end_user_id": "u"},
+        headers={"Authorization": "Bearer mk_live_nope_nope_nope_nope_x"},
+    )
     assert r.status_code == 401
     r = await gw.post(QUOTA, content=b"{not json", headers={"content-type": "application/json"})
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"

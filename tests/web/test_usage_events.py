@@ -20,8 +20,17 @@ async def default_plan(gw, **fields):
 
 async def test_single_event_with_cost_gets_markup_and_fee(gw):
     await default_plan(gw, markup_percentage="20", flat_rate_per_request="0.0005")
-    r = await gw.post(EVENTS, {"end_user_id": "u", "model": "gpt-4o", "prompt_tokens": 10,
-                               "completion_tokens": 5, "cost_usd": "0.001", "event_id": "e1"})
+    r = await gw.post(
+        EVENTS,
+        {
+            "end_user_id": "u",
+            "model": "gpt-4o",
+            "prompt_tokens": 10,
+            "completion_tokens": 5,
+            "cost_usd": "0.001",
+            "event_id": "e1",
+        },
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert (body["recorded"], body["duplicates"], body["failed"], body["total"]) == (1, 0, 0, 1)
@@ -33,25 +42,42 @@ async def test_single_event_with_cost_gets_markup_and_fee(gw):
 
 
 async def test_cost_absent_is_priced_from_the_table(gw):
-    r = await gw.post(EVENTS, {"end_user_id": "u", "model": "gpt-4o", "provider": "openai",
-                               "prompt_tokens": 1000, "completion_tokens": 500})
+    r = await gw.post(
+        EVENTS,
+        {
+            "end_user_id": "u",
+            "model": "gpt-4o",
+            "provider": "openai",
+            "prompt_tokens": 1000,
+            "completion_tokens": 500,
+        },
+    )
     ev = r.json()["events"][0]
-    expected = calc_price(Usage(input_tokens=1000, output_tokens=500), "gpt-4o",
-                          provider_id="openai").total_price
+    expected = calc_price(
+        Usage(input_tokens=1000, output_tokens=500), "gpt-4o", provider_id="openai"
+    ).total_price
     assert ev["priced"] is True
     assert Decimal(ev["provider_cost_usd"]) == expected
 
 
 async def test_unknown_model_is_unpriced_not_zero_and_alerted(gw):
-    r = await gw.post(EVENTS, {"end_user_id": "u", "model": "my-private-llm-v9",
-                               "prompt_tokens": 7, "completion_tokens": 3})
+    r = await gw.post(
+        EVENTS,
+        {
+            "end_user_id": "u",
+            "model": "my-private-llm-v9",
+            "prompt_tokens": 7,
+            "completion_tokens": 3,
+        },
+    )
     ev = r.json()["events"][0]
     assert ev["status"] == "recorded"
     assert ev["priced"] is False
     assert ev["provider_cost_usd"] is None and ev["charge_usd"] is None
     alerts = (await gw.get("/api/v1/billing/alerts")).json()["data"]
-    assert any(a["kind"] == "unpriced_model" and "my-private-llm-v9" in a["message"]
-               for a in alerts)
+    assert any(
+        a["kind"] == "unpriced_model" and "my-private-llm-v9" in a["message"] for a in alerts
+    )
     quota = (await gw.get(QUOTA, params={"end_user_id": "u"})).json()
     assert quota["usage"]["daily_tokens"]["used"] == 10
     assert quota["usage"]["daily_requests"]["used"] == 1
@@ -82,29 +108,39 @@ async def test_idempotency_key_header(gw):
 
 
 async def test_concurrent_replays_record_each_event_once(gw):
-    events = [{"end_user_id": f"u{i % 10}", "cost_usd": "0.000000001", "event_id": f"id-{i}",
-               "prompt_tokens": 1} for i in range(1000)]
-    batches = [{"events": events[i:i + 100]} for i in range(0, 1000, 100)]
+    events = [
+        {
+            "end_user_id": f"u{i % 10}",
+            "cost_usd": "0.000000001",
+            "event_id": f"id-{i}",
+            "prompt_tokens": 1,
+        }
+        for i in range(1000)
+    ]
+    batches = [{"events": events[i : i + 100]} for i in range(0, 1000, 100)]
     # Every batch is sent three times, all at once.
     results = await asyncio.gather(*(gw.post(EVENTS, b) for b in batches * 3))
     assert all(r.status_code == 200 for r in results)
     recorded = sum(r.json()["recorded"] for r in results)
     duplicates = sum(r.json()["duplicates"] for r in results)
     assert (recorded, duplicates) == (1000, 2000)
-    revenue = (await gw.get("/api/v1/billing/revenue", params={"from": "2026-11-01",
-                                                               "to": "2026-11-30"})).json()
+    revenue = (
+        await gw.get("/api/v1/billing/revenue", params={"from": "2026-11-01", "to": "2026-11-30"})
+    ).json()
     assert revenue["requests"] == 1000
     assert revenue["provider_cost_usd"] == "0.000001"
 
 
 async def test_batch_with_a_bad_event_records_the_rest(gw):
-    batch = {"events": [
-        {"end_user_id": "u", "cost_usd": "0.1", "event_id": "b1"},
-        {"end_user_id": "u", "cost_usd": "-1", "event_id": "b2"},
-        {"cost_usd": "0.1", "event_id": "b3"},
-        {"end_user_id": "u", "prompt_tokens": -5, "event_id": "b4"},
-        {"end_user_id": "u", "cost_usd": "0.2", "event_id": "b5"},
-    ]}
+    batch = {
+        "events": [
+            {"end_user_id": "u", "cost_usd": "0.1", "event_id": "b1"},
+            {"end_user_id": "u", "cost_usd": "-1", "event_id": "b2"},
+            {"cost_usd": "0.1", "event_id": "b3"},
+            {"end_user_id": "u", "prompt_tokens": -5, "event_id": "b4"},
+            {"end_user_id": "u", "cost_usd": "0.2", "event_id": "b5"},
+        ]
+    }
     body = (await gw.post(EVENTS, batch)).json()
     assert (body["recorded"], body["failed"], body["total"]) == (2, 3, 5)
     failed = {e["index"]: e["error"] for e in body["events"] if e["status"] == "failed"}
@@ -123,14 +159,20 @@ async def test_future_timestamp_and_limits_rejected(gw, clock):
     assert r.status_code == 422 and r.json()["error"]["param"] == "events"
     r = await gw.post(EVENTS, {"end_user_id": "u", "cost_usd": "NaN"})
     assert r.status_code == 422
-    r = await gw.post(EVENTS, content=b'{"end_user_id": "u", "cost_usd": NaN}',
-                      headers={"content-type": "application/json"})
+    r = await gw.post(
+        EVENTS,
+        content=b'{"end_user_id": "u", "cost_usd": NaN}',
+        headers={"content-type": "application/json"},
+    )
     assert r.status_code == 400
 
 
 async def test_money_in_json_numbers_is_exact(gw):
     # 0.1 + 0.2 as floats would be 0.30000000000000004; as decimals it is 0.3.
-    raw = b'{"events": [{"end_user_id": "m", "cost_usd": 0.1}, {"end_user_id": "m", "cost_usd": 0.2}]}'
+    raw = (
+        b'{"events": [{"end_user_id": "m", "cost_usd": 0.1},'
+        b' {"end_user_id": "m", "cost_usd": 0.2}]}'
+    )
     r = await gw.post(EVENTS, content=raw, headers={"content-type": "application/json"})
     assert r.status_code == 200
     quota = (await gw.get(QUOTA, params={"end_user_id": "m"})).json()
@@ -140,16 +182,24 @@ async def test_money_in_json_numbers_is_exact(gw):
 async def test_reservation_is_settled_not_counted_twice(gw):
     await default_plan(gw, daily_request_limit=5)
     res = (await gw.get(QUOTA, params={"end_user_id": "s", "reserve": "true"})).json()
-    await gw.post(EVENTS, {"end_user_id": "s", "reservation_id": res["reservation_id"],
-                           "prompt_tokens": 3, "cost_usd": "0.01"})
+    await gw.post(
+        EVENTS,
+        {
+            "end_user_id": "s",
+            "reservation_id": res["reservation_id"],
+            "prompt_tokens": 3,
+            "cost_usd": "0.01",
+        },
+    )
     usage = (await gw.get(QUOTA, params={"end_user_id": "s"})).json()["usage"]
     assert usage["daily_requests"]["used"] == 1
     assert usage["daily_tokens"]["used"] == 3
 
 
 async def test_test_key_usage_never_appears_in_live(gw):
-    await gw.post(EVENTS, {"end_user_id": "shared", "cost_usd": "1.5", "prompt_tokens": 10},
-                  env="test")
+    await gw.post(
+        EVENTS, {"end_user_id": "shared", "cost_usd": "1.5", "prompt_tokens": 10}, env="test"
+    )
     live_q = (await gw.get(QUOTA, params={"end_user_id": "shared"})).json()
     assert live_q["usage"]["daily_tokens"]["used"] == 0
     live_rev = (await gw.get("/api/v1/billing/revenue")).json()

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from meterline.services.errors import ServiceError
@@ -92,20 +91,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
 
     @app.get("/readyz", tags=["ops"], summary="Readiness: database and Redis reachable")
     async def readyz(request: Request) -> ORJSON:
-        c: Container = request.app.state.container
-        checks: dict[str, str] = {}
-        try:
-            async with c.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-            checks["database"] = "ok"
-        except Exception as exc:  # any failure means "not ready", with the reason shown
-            checks["database"] = f"error: {type(exc).__name__}"
-        if c.redis is not None:
-            try:
-                await c.redis.ping()
-                checks["redis"] = "ok"
-            except Exception as exc:
-                checks["redis"] = f"error: {type(exc).__name__}"
+        checks = await request.app.state.container.health()
         ok = all(v == "ok" for v in checks.values())
         return ORJSON(
             {"status": "ok" if ok else "unavailable", "checks": checks},

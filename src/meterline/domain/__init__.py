@@ -1,0 +1,1 @@
+"""Pure rules of the domain: synchronous, stdlib only, no clock, no I/O."""
