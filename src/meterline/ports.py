@@ -32,6 +32,7 @@ __all__ = [
     "AdmitResult",
     "Clock",
     "Counters",
+    "CountersUnavailable",
     "DailyRevenue",
     "EndUserPage",
     "Ledger",
@@ -60,6 +61,11 @@ class NotFound(LookupError):
 
 class PlanInUse(Exception):
     """A rate plan still has end users (or is the default) and cannot be deleted."""
+
+
+class CountersUnavailable(Exception):
+    """The counter backend cannot be reached; admission follows the configured failure
+    mode (closed: refuse with 503, open: admit unmetered by counters)."""
 
 
 class SeedNeeded(Exception):
@@ -149,7 +155,9 @@ class Accounts(Protocol):
         blocked: bool | None = None,
         cursor: str | None = None,
         limit: int = 50,
-    ) -> EndUserPage: ...
+    ) -> EndUserPage:
+        """Raises ``ValueError`` for a cursor this store did not issue."""
+        ...
 
     async def record_alert(self, alert: AlertRecord) -> bool:
         """Once per (project, environment, end user, kind, window); True if new."""

@@ -130,7 +130,10 @@ class Management:
     # ------------------------------------------------------------ end users
 
     async def list_end_users(self, ctx: AuthContext, **filters: Any) -> EndUserPage:
-        return await self._accounts.list_end_users(ctx.project_id, ctx.environment, **filters)
+        try:
+            return await self._accounts.list_end_users(ctx.project_id, ctx.environment, **filters)
+        except ValueError:  # the store's cursor is opaque; a forged one is the client's error
+            raise Invalid("cursor is not one this API returned", param="cursor") from None
 
     async def get_end_user(self, ctx: AuthContext, end_user_id: str) -> EndUser:
         user = await self._accounts.get_end_user(self._key(ctx, end_user_id))

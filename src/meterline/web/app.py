@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
 
 __all__ = ["create_app"]
 
+log = logging.getLogger("meterline.web")
+
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
@@ -30,6 +33,14 @@ def _install_error_handlers(app: FastAPI) -> None:
             headers = {"Retry-After": str(retry)}
         return error_response(
             exc.status, exc.code, exc.message, type_=exc.type, param=exc.param, headers=headers
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> ORJSON:
+        # A bug, not bad input: keep the contract's body, log the detail server-side only.
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(
+            500, "internal_error", "Internal error; it has been logged.", type_="api_error"
         )
 
     @app.exception_handler(RequestValidationError)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "CHECK_QUOTA_BODY",
@@ -17,6 +17,12 @@ __all__ = [
 
 Money = str | int | None
 _MONEY = "a decimal string (preferred) or number, in USD; parsed exactly, never via float"
+
+
+class _Strict(BaseModel):
+    """Unknown fields are refused by the API, so the documented schemas say so too."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class CheckQuotaBody(BaseModel):
@@ -47,7 +53,7 @@ class UsageEventBatch(BaseModel):
     events: list[UsageEvent] = Field(min_length=1, max_length=1000)
 
 
-class PlanBody(BaseModel):
+class PlanBody(_Strict):
     name: str = Field(min_length=1, max_length=100)
     slug: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
     is_default: bool = False
@@ -64,14 +70,14 @@ class PlanBody(BaseModel):
     allowed_models: list[str] = Field(default_factory=list, description="names or globs")
 
 
-class EndUserBody(BaseModel):
+class EndUserBody(_Strict):
     rate_plan_id: str | None = None
     blocked: bool | None = None
     email: str | None = None
     name: str | None = None
 
 
-class ConfigBody(BaseModel):
+class ConfigBody(_Strict):
     enabled: bool | None = None
     default_markup_percentage: Money = None
     default_flat_rate_per_request: Money = None

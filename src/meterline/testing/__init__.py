@@ -1,0 +1,1 @@
+"""Support for tests and demos: real server processes on loopback (no mocks)."""
