@@ -4,8 +4,8 @@ live key and with a test key."""
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 
