@@ -56,10 +56,22 @@ async def _gateway(settings: Settings, clock: Any) -> AsyncIterator[Gateway]:
     await container.close()
 
 
+@pytest.fixture(params=["sqlite+memory", "postgres+redis"])
+def gw_settings(request, tmp_path) -> Settings:
+    """Each deployment shape: embedded defaults, and PostgreSQL + Redis."""
+    if request.param == "sqlite+memory":
+        return Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path}/t.db", secret_key="t")
+    return Settings(
+        home=tmp_path,
+        database_url=request.getfixturevalue("pg_database_url"),
+        redis_url=request.getfixturevalue("redis_url"),
+        secret_key="t",
+    )
+
+
 @pytest.fixture
-async def gw(tmp_path, clock) -> AsyncIterator[Gateway]:
-    settings = Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path}/t.db", secret_key="t")
-    async for g in _gateway(settings, clock):
+async def gw(gw_settings, clock) -> AsyncIterator[Gateway]:
+    async for g in _gateway(gw_settings, clock):
         yield g
 
 

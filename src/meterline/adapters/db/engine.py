@@ -1,0 +1,101 @@
+"""Async engines tuned per backend.
+
+SQLite is the one-machine default, so it must behave under the gateway's concurrency:
+WAL lets readers run beside the single writer, ``busy_timeout`` makes a writer wait for
+the lock instead of failing, and every write transaction starts with ``BEGIN IMMEDIATE``
+so it takes the write lock up front. (A deferred ``BEGIN`` that reads first and writes
+later cannot wait for the lock once its snapshot is stale: SQLite fails it at once with
+"database is locked".) Read-only work opts out with :func:`reading`, which emits a plain
+deferred ``BEGIN`` so reads never queue behind writers.
+
+PostgreSQL gets a pre-pinged, recycled pool; its own locking needs no help.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from meterline.adapters.db.urls import to_async_url
+
+__all__ = ["READ_ONLY", "SQLITE_BUSY_TIMEOUT_MS", "create_engine", "reading", "writing"]
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: Page cache per connection (KiB when negative): the rollup and event indexes are wide,
+#: and SQLite's 2 MiB default makes large ledgers page-thrash on insert.
+SQLITE_CACHE_KIB = 32_768
+#: Connection execution option: this transaction only reads (SQLite: deferred BEGIN).
+READ_ONLY = "meterline_read_only"
+
+
+def create_engine(url: str | URL, **options: Any) -> AsyncEngine:
+    """An :class:`AsyncEngine` for a plain or async URL; ``options`` go to SQLAlchemy
+    (e.g. ``connect_args``) and override our defaults."""
+    async_url = to_async_url(url)
+    if async_url.get_backend_name() == "sqlite":
+        return _sqlite_engine(async_url, options)
+    defaults: dict[str, Any] = {
+        "pool_size": 10,
+        "max_overflow": 20,
+        "pool_timeout": 30,
+        "pool_recycle": 1800,
+        "pool_pre_ping": True,
+    }
+    return create_async_engine(async_url, **{**defaults, **options})
+
+
+def _sqlite_engine(url: URL, options: dict[str, Any]) -> AsyncEngine:
+    database = url.database or ""
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    # A generous pool timeout: with one writer at a time, connections may be busy for a
+    # while under load, and waiting beats failing.
+    defaults: dict[str, Any] = {"pool_timeout": 60}
+    engine = create_async_engine(url, **{**defaults, **options})
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 driver; SQLAlchemy's "begin"
+        # event below emits BEGIN itself (the documented recipe). COMMIT/ROLLBACK still work.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        if conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+@asynccontextmanager
+async def writing(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """One write transaction, committed on success and rolled back on error."""
+    async with engine.begin() as conn:
+        yield conn
+
+
+@asynccontextmanager
+async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """One read-only transaction (on SQLite a deferred BEGIN that never takes the write
+    lock, so reads run beside writers under WAL)."""
+    async with engine.connect() as conn:
+        await conn.execution_options(**{READ_ONLY: True})
+        yield conn
+        await conn.rollback()

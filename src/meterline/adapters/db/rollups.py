@@ -1,0 +1,117 @@
+"""Daily rollup arithmetic: one event's delta, SQL sums, and sums back to ``UsageTotals``.
+
+Every sum is an integer: ``SUM(bigint)`` comes back as ``Decimal`` from PostgreSQL
+(it is NUMERIC there, so it cannot overflow) and as ``int`` from SQLite; both are
+converted with ``int()``, which is exact for integral values. Dollars appear only at
+the very end, through :func:`meterline.domain.money.from_nanos`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.sql.elements import Label
+
+from meterline.adapters.db import tables as t
+from meterline.domain.entities import UsageEvent, UsageTotals
+from meterline.domain.money import from_nanos, to_nanos
+from meterline.domain.windows import as_utc
+
+__all__ = [
+    "ROLLUP_KEY",
+    "ROLLUP_SUMS",
+    "RollupKey",
+    "add_delta",
+    "month_bounds",
+    "sum_columns",
+    "sum_rows",
+    "usage_totals",
+]
+
+#: The key columns of ``usage_daily_rollups`` (its primary key), in order.
+ROLLUP_KEY = ("project_id", "environment", "end_user_id", "model", "provider", "day")
+
+#: The additive columns of ``usage_daily_rollups``, in a fixed order.
+ROLLUP_SUMS = (
+    "requests",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "provider_cost_nanos",
+    "markup_nanos",
+    "charge_nanos",
+    "unpriced_requests",
+)
+
+#: (project_id, environment, end_user_id, model, provider, day); '' for an absent part.
+RollupKey = tuple[str, str, str, str, str, date]
+
+
+def _nanos(value: Any) -> int:
+    return 0 if value is None else to_nanos(value)
+
+
+def add_delta(deltas: dict[RollupKey, list[int]], ev: UsageEvent) -> None:
+    """Fold one recorded event into the pending rollup deltas of its batch."""
+    key: RollupKey = (
+        ev.project_id,
+        ev.environment.value,
+        ev.end_user_id or "",
+        ev.model or "",
+        ev.provider or "",
+        as_utc(ev.timestamp).date(),
+    )
+    delta = (
+        1,
+        ev.prompt_tokens,
+        ev.completion_tokens,
+        ev.total_tokens,
+        _nanos(ev.provider_cost),
+        _nanos(ev.markup),
+        _nanos(ev.charge),
+        0 if ev.priced else 1,
+    )
+    acc = deltas.setdefault(key, [0] * len(ROLLUP_SUMS))
+    for i, value in enumerate(delta):
+        acc[i] += value
+
+
+def sum_columns() -> list[Label[Any]]:
+    """``COALESCE(SUM(col), 0) AS col`` for every additive rollup column."""
+    table = t.usage_daily_rollups.c
+    return [func.coalesce(func.sum(table[name]), 0).label(name) for name in ROLLUP_SUMS]
+
+
+def sum_rows(rows: Iterable[RowMapping]) -> dict[str, int]:
+    """Add up rows of :func:`sum_columns` results as exact Python ints."""
+    total = dict.fromkeys(ROLLUP_SUMS, 0)
+    for row in rows:
+        for name in ROLLUP_SUMS:
+            total[name] += int(row[name] or 0)
+    return total
+
+
+def usage_totals(rows: Iterable[RowMapping]) -> UsageTotals:
+    s = sum_rows(rows)
+    return UsageTotals(
+        requests=s["requests"],
+        prompt_tokens=s["prompt_tokens"],
+        completion_tokens=s["completion_tokens"],
+        total_tokens=s["total_tokens"],
+        provider_cost=from_nanos(s["provider_cost_nanos"]),
+        markup=from_nanos(s["markup_nanos"]),
+        charge=from_nanos(s["charge_nanos"]),
+        unpriced_requests=s["unpriced_requests"],
+    )
+
+
+def month_bounds(day: date) -> tuple[date, date]:
+    """First day of ``day``'s month and first day of the next month."""
+    first = day.replace(day=1)
+    if first.month == 12:
+        return first, date(first.year + 1, 1, 1)
+    return first, date(first.year, first.month + 1, 1)

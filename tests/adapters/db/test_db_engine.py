@@ -1,0 +1,116 @@
+"""URLs, engine settings, time zones and SQLite write serialization."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import select, text
+
+from meterline.adapters.db import create_engine, migrate, to_async_url
+from meterline.adapters.db import tables as t
+from meterline.adapters.db.engine import reading, writing
+
+
+@pytest.mark.parametrize(
+    ("plain", "expected"),
+    [
+        ("sqlite:///data/meterline.db", "sqlite+aiosqlite:///data/meterline.db"),
+        ("sqlite:////abs/path.db", "sqlite+aiosqlite:////abs/path.db"),
+        ("sqlite+aiosqlite:///x.db", "sqlite+aiosqlite:///x.db"),
+        ("postgresql://u:p@h:5432/db", "postgresql+asyncpg://u:***@h:5432/db"),
+        ("postgres://u@h/db", "postgresql+asyncpg://u@h/db"),
+        ("postgresql+asyncpg://u@h/db", "postgresql+asyncpg://u@h/db"),
+    ],
+)
+def test_to_async_url(plain, expected):
+    assert str(to_async_url(plain)) == expected
+
+
+def test_password_survives_conversion():
+    url = to_async_url("postgresql://u:s%40cret@h/db")
+    assert url.password == "s@cret"
+
+
+@pytest.mark.parametrize("url", ["mysql://u@h/db", "postgresql+psycopg2://u@h/db"])
+def test_unsupported_urls_are_refused(url):
+    with pytest.raises(ValueError):
+        to_async_url(url)
+
+
+async def test_sqlite_pragmas_and_parent_dirs(tmp_path):
+    engine = create_engine(f"sqlite:///{tmp_path}/a/b/c.db")
+    try:
+        async with engine.connect() as conn:
+            pragmas = {
+                name: (await conn.exec_driver_sql(f"PRAGMA {name}")).scalar()
+                for name in ("journal_mode", "busy_timeout", "foreign_keys", "synchronous")
+            }
+        assert pragmas == {
+            "journal_mode": "wal",
+            "busy_timeout": 30_000,
+            "foreign_keys": 1,
+            "synchronous": 1,  # NORMAL
+        }
+        assert (tmp_path / "a" / "b" / "c.db").exists()
+    finally:
+        await engine.dispose()
+
+
+async def test_sqlite_concurrent_read_modify_write_serializes(tmp_path):
+    """Writers that read before they write would fail with "database is locked" under a
+    deferred BEGIN; BEGIN IMMEDIATE makes them queue instead, and no update is lost."""
+    engine = create_engine(f"sqlite:///{tmp_path}/w.db", pool_size=10, max_overflow=10)
+    try:
+        await migrate(engine)
+        now = datetime.now(UTC)
+        async with writing(engine) as conn:
+            await conn.execute(t.organizations.insert().values(id="o", name="0", created_at=now))
+
+        async def bump() -> None:
+            async with writing(engine) as conn:
+                name = (await conn.execute(select(t.organizations.c.name))).scalar_one()
+                await asyncio.sleep(0)
+                await conn.execute(t.organizations.update().values(name=str(int(name) + 1)))
+
+        async def read() -> None:
+            async with reading(engine) as conn:
+                await conn.execute(select(t.organizations.c.name))
+
+        await asyncio.gather(*(bump() for _ in range(40)), *(read() for _ in range(40)))
+        async with reading(engine) as conn:
+            assert (await conn.execute(select(t.organizations.c.name))).scalar_one() == "40"
+    finally:
+        await engine.dispose()
+
+
+async def test_timestamps_come_back_aware_utc(db):
+    eastern = timezone(timedelta(hours=-5))
+    local = datetime(2025, 3, 14, 7, 30, 15, 123456, tzinfo=eastern)
+    naive = datetime(2025, 3, 14, 12, 30, 15)
+    async with writing(db.engine) as conn:
+        await conn.execute(
+            t.organizations.insert(),
+            [
+                {"id": "a", "name": "a", "created_at": local},
+                {"id": "b", "name": "b", "created_at": naive},
+            ],
+        )
+    async with reading(db.engine) as conn:
+        rows = dict(
+            (await conn.execute(select(t.organizations.c.id, t.organizations.c.created_at))).all()
+        )
+    assert rows["a"] == local and rows["a"].tzinfo is UTC
+    assert rows["a"] == datetime(2025, 3, 14, 12, 30, 15, 123456, tzinfo=UTC)
+    assert rows["b"] == naive.replace(tzinfo=UTC) and rows["b"].tzinfo is UTC
+
+
+async def test_no_float_columns(db):
+    from sqlalchemy import Float, Numeric
+
+    for table in t.metadata.tables.values():
+        for column in table.columns:
+            assert not isinstance(column.type, Float | Numeric), f"{table.name}.{column.name}"
+    async with reading(db.engine) as conn:
+        assert (await conn.execute(text("SELECT 1"))).scalar() == 1

@@ -1,0 +1,57 @@
+"""The migration is idempotent and produces exactly ``tables.metadata``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection
+
+from meterline.adapters.db import migrate
+from meterline.adapters.db.migrate import MIGRATIONS_DIR
+from meterline.adapters.db.tables import metadata
+
+
+def _diff(connection: Connection) -> list[Any]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return compare_metadata(context, metadata)
+
+
+async def test_migration_matches_metadata(db):
+    async with db.engine.connect() as conn:
+        diff = await conn.run_sync(_diff)
+    assert diff == []
+
+
+async def test_migrate_twice_is_a_no_op(db):
+    await migrate(db.engine)
+    await migrate(db.engine)
+    async with db.engine.connect() as conn:
+        version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
+        tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+    assert version == [("0001",)]
+    assert tables == set(metadata.tables) | {"alembic_version"}
+
+
+async def test_postgres_schema_isolation(db):
+    if db.backend != "postgres":
+        return
+    async with db.engine.connect() as conn:
+        schemas = (
+            await conn.execute(
+                text(
+                    "SELECT table_schema FROM information_schema.tables "
+                    "WHERE table_name = 'alembic_version' AND table_schema = :s"
+                ),
+                {"s": db.schema},
+            )
+        ).all()
+    assert schemas == [(db.schema,)]
+
+
+def test_migrations_ship_inside_the_package():
+    assert (MIGRATIONS_DIR / "env.py").is_file()
+    assert (MIGRATIONS_DIR / "versions" / "0001_initial.py").is_file()
+    assert "src/meterline/adapters/db" in MIGRATIONS_DIR.as_posix()
