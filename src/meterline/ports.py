@@ -60,7 +60,7 @@ class NotFound(LookupError):
 
 
 class PlanInUse(Exception):
-    """A rate plan still has end users (or is the default) and cannot be deleted."""
+    """A rate plan still has end users and cannot be deleted."""
 
 
 class CountersUnavailable(Exception):
