@@ -1,0 +1,87 @@
+"""Time and money conversions shared by the in-process and Redis counters.
+
+Both adapters must reach identical decisions (a contract suite holds them to it), so
+every rounding choice lives here once: admission times are kept in whole epoch
+milliseconds (what a Redis sorted-set score holds exactly), reservation expiry is
+compared in milliseconds, and a ``Decimal`` cost cap becomes the smallest whole number
+of nano-dollars that reaches it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_CEILING, Decimal
+
+from meterline.domain.money import CTX
+from meterline.domain.windows import (
+    MINUTE_WINDOW_SECONDS,
+    as_utc,
+    day_key,
+    month_key,
+    next_day_start,
+    next_month_start,
+    seconds_until,
+)
+
+__all__ = [
+    "MINUTE_MS",
+    "Windows",
+    "cap_nanos",
+    "from_ms",
+    "to_ms",
+]
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+MINUTE_MS = MINUTE_WINDOW_SECONDS * 1000
+
+
+def to_ms(moment: datetime) -> int:
+    """Whole epoch milliseconds, rounded down (exact integer arithmetic, no float)."""
+    return (as_utc(moment) - EPOCH) // _ONE_MS
+
+
+def from_ms(ms: int) -> datetime:
+    return EPOCH + timedelta(milliseconds=ms)
+
+
+def cap_nanos(cap: Decimal) -> int:
+    """The least integer ``n`` with ``from_nanos(n) >= cap``.
+
+    ``used >= cap`` on Decimals is ``used_nanos >= cap_nanos(cap)`` on integers, even
+    for caps finer than a nano-dollar; rounding to nearest would break that.
+    """
+    return int(cap.scaleb(9, context=CTX).to_integral_value(rounding=ROUND_CEILING))
+
+
+@dataclass(frozen=True, slots=True)
+class Windows:
+    """The current day and month of ``now`` with the figures both adapters need.
+
+    Calendar math stays in Python; the Lua scripts receive these as arguments.
+    """
+
+    now_ms: int
+    day: str
+    month: str
+    #: Retry-After when a day/month limit is hit (as ``domain.limits`` computes it).
+    day_wait: int
+    month_wait: int
+    #: Milliseconds from ``now`` until the window ends.
+    day_left_ms: int
+    month_left_ms: int
+
+    @classmethod
+    def at(cls, now: datetime) -> Windows:
+        now = as_utc(now)
+        day_end, month_end = next_day_start(now), next_month_start(now)
+        return cls(
+            now_ms=to_ms(now),
+            day=day_key(now),
+            month=month_key(now),
+            day_wait=seconds_until(now, day_end),
+            month_wait=seconds_until(now, month_end),
+            day_left_ms=max(1, (day_end - now) // _ONE_MS),
+            month_left_ms=max(1, (month_end - now) // _ONE_MS),
+        )

@@ -1,0 +1,211 @@
+"""In-process counters: the default for a single gateway process.
+
+Every method runs without awaiting inside its body, so on one event loop each call is
+atomic: the check-and-increment of :meth:`MemoryCounters.admit` cannot interleave with
+another call. The decision itself is :func:`meterline.domain.limits.exceeded_limits`,
+the same rule the Redis script mirrors.
+
+The adapter never reads a clock: ``now`` comes from the caller, which keeps tests
+deterministic and the behaviour identical to Redis (where replicas pass their time).
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from meterline.adapters.counters._support import MINUTE_MS, Windows, from_ms, to_ms
+from meterline.domain.entities import UserKey
+from meterline.domain.limits import Allow, Decision, Deny, UsageSnapshot, exceeded_limits
+from meterline.domain.money import from_nanos
+from meterline.domain.plans import Limits
+from meterline.domain.windows import day_key, month_key
+from meterline.ports import AdmitResult, Reservation, SeedNeeded, WindowTotals
+
+__all__ = ["MemoryCounters"]
+
+
+@dataclass(slots=True)
+class _Window:
+    requests: int = 0
+    tokens: int = 0
+    cost_nanos: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    tokens: int
+    cost_nanos: int
+    expires_ms: int | None
+    day: str
+    month: str
+
+
+@dataclass(slots=True)
+class _User:
+    days: dict[str, _Window] = field(default_factory=dict)
+    months: dict[str, _Window] = field(default_factory=dict)
+    #: Sorted admission times (epoch ms) of the rolling minute.
+    minute: list[int] = field(default_factory=list)
+    held: dict[str, _Held] = field(default_factory=dict)
+
+
+class MemoryCounters:
+    """:class:`meterline.ports.Counters` kept in a dict; exact within one process."""
+
+    def __init__(self) -> None:
+        self._users: dict[UserKey, _User] = {}
+
+    # ------------------------------------------------------------ helpers
+
+    def _user(self, key: UserKey, w: Windows, *, create: bool = False) -> _User:
+        """The user's state with stale windows dropped and due reservations released.
+
+        Only ``seed`` creates state: an unknown user is handed a throwaway empty one, so
+        settle/release for a user never seeded leave nothing behind.
+        """
+        user = self._users.get(key)
+        if user is None:
+            user = _User()
+            if create:
+                self._users[key] = user
+        for windows, current in ((user.days, w.day), (user.months, w.month)):
+            for stale in [k for k in windows if k < current]:
+                del windows[stale]
+        cut = bisect.bisect_right(user.minute, w.now_ms - MINUTE_MS)
+        del user.minute[:cut]
+        for rid in [
+            rid
+            for rid, h in user.held.items()
+            if h.expires_ms is not None and h.expires_ms <= w.now_ms
+        ]:
+            self._drop(user, rid, w, uncount=True)
+        return user
+
+    @staticmethod
+    def _drop(user: _User, rid: str, w: Windows, *, uncount: bool) -> bool:
+        held = user.held.pop(rid, None)
+        if held is None:
+            return False
+        if uncount:
+            for win in (
+                user.days.get(w.day) if held.day == w.day else None,
+                user.months.get(w.month) if held.month == w.month else None,
+            ):
+                if win is not None and win.requests > 0:
+                    win.requests -= 1
+        return True
+
+    @staticmethod
+    def _current(user: _User, w: Windows) -> tuple[_Window, _Window]:
+        day, month = user.days.get(w.day), user.months.get(w.month)
+        if day is None or month is None:
+            raise SeedNeeded
+        return day, month
+
+    @staticmethod
+    def _snapshot(user: _User, day: _Window, month: _Window) -> UsageSnapshot:
+        held_tokens = sum(h.tokens for h in user.held.values())
+        held_cost = sum(h.cost_nanos for h in user.held.values())
+        return UsageSnapshot(
+            daily_tokens=day.tokens + held_tokens,
+            monthly_tokens=month.tokens + held_tokens,
+            daily_requests=day.requests,
+            monthly_requests=month.requests,
+            daily_cost=from_nanos(day.cost_nanos + held_cost),
+            monthly_cost=from_nanos(month.cost_nanos + held_cost),
+            minute_requests=len(user.minute),
+            minute_oldest=from_ms(user.minute[0]) if user.minute else None,
+            reserved_tokens=held_tokens,
+            reserved_cost=from_nanos(held_cost),
+        )
+
+    # ------------------------------------------------------------ the port
+
+    async def seed(self, key: UserKey, totals: WindowTotals, now: datetime) -> None:
+        w = Windows.at(now)
+        user = self._user(key, w, create=True)
+        if day_key(totals.day) == w.day and w.day not in user.days:
+            user.days[w.day] = _Window(
+                totals.daily_requests, totals.daily_tokens, totals.daily_cost_nanos
+            )
+        if month_key(totals.day) == w.month and w.month not in user.months:
+            user.months[w.month] = _Window(
+                totals.monthly_requests, totals.monthly_tokens, totals.monthly_cost_nanos
+            )
+
+    async def snapshot(self, key: UserKey, now: datetime) -> UsageSnapshot:
+        w = Windows.at(now)
+        user = self._user(key, w)
+        return self._snapshot(user, *self._current(user, w))
+
+    async def admit(
+        self,
+        key: UserKey,
+        limits: Limits,
+        *,
+        alert_only: bool,
+        now: datetime,
+        reservation: Reservation | None = None,
+    ) -> AdmitResult:
+        w = Windows.at(now)
+        user = self._user(key, w)
+        day, month = self._current(user, w)
+        if reservation is not None and not reservation.id:
+            raise ValueError("reservation id must not be empty")
+        if reservation is not None and reservation.id in user.held:
+            raise ValueError(f"reservation {reservation.id!r} is already held")
+        usage = self._snapshot(user, day, month)
+        exceeded = exceeded_limits(limits, usage, now)
+        decision: Decision
+        if exceeded and not alert_only:
+            decision = Deny(exceeded[0][0], max(wait for _, wait in exceeded))
+            return AdmitResult(decision, usage)
+        decision = Allow(alerts=tuple(reason for reason, _ in exceeded))
+        day.requests += 1
+        month.requests += 1
+        bisect.insort(user.minute, w.now_ms)
+        if reservation is not None:
+            expires = reservation.expires_at
+            user.held[reservation.id] = _Held(
+                reservation.tokens,
+                reservation.cost_nanos,
+                None if expires is None else to_ms(expires),
+                w.day,
+                w.month,
+            )
+        return AdmitResult(decision, self._snapshot(user, day, month))
+
+    async def settle(
+        self,
+        key: UserKey,
+        *,
+        now: datetime,
+        at: datetime,
+        tokens: int,
+        cost_nanos: int,
+        reservation_id: str | None = None,
+    ) -> bool:
+        w = Windows.at(now)
+        user = self._user(key, w)
+        settled = reservation_id is not None and self._drop(user, reservation_id, w, uncount=False)
+        count = 0 if settled else 1
+        day = user.days.get(w.day) if day_key(at) == w.day else None
+        month = user.months.get(w.month) if month_key(at) == w.month else None
+        for win in (day, month):
+            if win is not None:
+                win.requests += count
+                win.tokens += tokens
+                win.cost_nanos += cost_nanos
+        at_ms = to_ms(at)
+        if count and day is not None and at_ms > w.now_ms - MINUTE_MS:
+            bisect.insort(user.minute, at_ms)
+        return settled
+
+    async def release(self, key: UserKey, reservation_id: str, *, now: datetime) -> bool:
+        w = Windows.at(now)
+        return self._drop(self._user(key, w), reservation_id, w, uncount=True)
+
+    async def forget(self, key: UserKey) -> None:
+        self._users.pop(key, None)

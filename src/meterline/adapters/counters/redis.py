@@ -1,0 +1,284 @@
+"""Redis counters: exact admission across any number of gateway replicas.
+
+Each operation is one Lua script (one round trip, atomic on the server), run through
+``register_script`` so EVALSHA is used and the script reloads itself after a SCRIPT
+FLUSH or a restart. The admit script mirrors :func:`meterline.domain.limits.
+exceeded_limits` (same order, same ``>=``); the shared contract suite, including a
+property test against :class:`~meterline.adapters.counters.memory.MemoryCounters`,
+holds it to the Python rule.
+
+Calendar math never runs in Lua: Python passes the current day/month keys, the
+Retry-After of each window and the TTLs. All of a user's keys share one Cluster hash
+tag, a hash of (project, environment, end user) — end user ids are arbitrary strings
+and may contain braces themselves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from importlib import resources
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from meterline.adapters.counters._support import MINUTE_MS, Windows, cap_nanos, from_ms, to_ms
+from meterline.domain.entities import UserKey
+from meterline.domain.limits import Allow, Decision, Deny, DenyReason, UsageSnapshot
+from meterline.domain.money import from_nanos
+from meterline.domain.plans import Limits
+from meterline.domain.windows import day_key, month_key
+from meterline.ports import (
+    AdmitResult,
+    CountersUnavailable,
+    Reservation,
+    SeedNeeded,
+    WindowTotals,
+)
+
+#: Failures that mean "Redis cannot be reached" (not a bug in a script).
+_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+
+__all__ = ["RedisCounters"]
+
+#: Keys outlive their window a little, so replicas with skewed clocks still agree.
+GRACE_MS = 3_600_000
+MINUTE_TTL_MS = MINUTE_MS + 5_000
+#: Reservations without an expiry are dropped with their hash after this long idle.
+RESERVATION_TTL_MS = 2 * 86_400_000
+
+#: Reason codes returned by admit.lua, in ``exceeded_limits`` order.
+_REASONS = {
+    1: DenyReason.REQUESTS_PER_MINUTE_EXCEEDED,
+    2: DenyReason.DAILY_TOKEN_LIMIT_EXCEEDED,
+    3: DenyReason.MONTHLY_TOKEN_LIMIT_EXCEEDED,
+    4: DenyReason.DAILY_REQUEST_LIMIT_EXCEEDED,
+    5: DenyReason.MONTHLY_REQUEST_LIMIT_EXCEEDED,
+    6: DenyReason.DAILY_COST_LIMIT_EXCEEDED,
+    7: DenyReason.MONTHLY_COST_LIMIT_EXCEEDED,
+}
+_SEED_NEEDED = -1
+_DUPLICATE = -2
+_STATE_LEN = 10
+
+
+def _lua(name: str) -> str:
+    here = resources.files(__package__)
+    return here.joinpath("common.lua").read_text() + "\n" + here.joinpath(name).read_text()
+
+
+def _opt(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def _flag(value: bool) -> str:
+    return "1" if value else "0"
+
+
+def _snapshot(state: list[Any]) -> UsageSnapshot:
+    """Build the snapshot from the script's raw figures, summing held amounts exactly."""
+    d_req, d_tok, d_cost, m_req, m_tok, m_cost, h_tok, h_cost, n = (int(v) for v in state[:9])
+    oldest = state[9]
+    return UsageSnapshot(
+        daily_tokens=d_tok + h_tok,
+        monthly_tokens=m_tok + h_tok,
+        daily_requests=d_req,
+        monthly_requests=m_req,
+        daily_cost=from_nanos(d_cost + h_cost),
+        monthly_cost=from_nanos(m_cost + h_cost),
+        minute_requests=n,
+        minute_oldest=_from_score(oldest) if oldest else None,
+        reserved_tokens=h_tok,
+        reserved_cost=from_nanos(h_cost),
+    )
+
+
+def _from_score(score: str | bytes) -> datetime:
+    """A sorted-set score of whole milliseconds (Redis prints it without exponent)."""
+    return from_ms(int(score))
+
+
+class RedisCounters:
+    """:class:`meterline.ports.Counters` on Redis (standalone or Cluster)."""
+
+    def __init__(self, redis: Redis, prefix: str = "ml") -> None:
+        if "{" in prefix or "}" in prefix:
+            raise ValueError("prefix must not contain braces (it would change the hash tag)")
+        self._redis = redis
+        self._prefix = prefix
+        self._admit_lua = redis.register_script(_lua("admit.lua"))
+        self._snapshot_lua = redis.register_script(_lua("snapshot.lua"))
+        self._seed_lua = redis.register_script(_lua("seed.lua"))
+        self._settle_lua = redis.register_script(_lua("settle.lua"))
+        self._release_lua = redis.register_script(_lua("release.lua"))
+
+    def _base(self, key: UserKey) -> str:
+        ident = json.dumps([key.project_id, str(key.environment), key.end_user_id])
+        tag = hashlib.sha1(ident.encode(), usedforsecurity=False).hexdigest()[:20]
+        return f"{self._prefix}:{{{tag}}}"
+
+    def _keys(self, key: UserKey, w: Windows) -> list[str]:
+        base = self._base(key)
+        return [
+            f"{base}:d:{w.day}",
+            f"{base}:m:{w.month}",
+            f"{base}:min",
+            f"{base}:res",
+            f"{base}:rexp",
+            f"{base}:idx",
+        ]
+
+    @staticmethod
+    def _head(w: Windows) -> list[str | int]:
+        return [w.now_ms, w.day, w.month]
+
+    async def seed(self, key: UserKey, totals: WindowTotals, now: datetime) -> None:
+        w = Windows.at(now)
+        await self._run(
+            self._seed_lua,
+            keys=self._keys(key, w),
+            args=[
+                *self._head(w),
+                _flag(day_key(totals.day) == w.day),
+                _flag(month_key(totals.day) == w.month),
+                totals.daily_requests,
+                totals.daily_tokens,
+                totals.daily_cost_nanos,
+                totals.monthly_requests,
+                totals.monthly_tokens,
+                totals.monthly_cost_nanos,
+                w.day_left_ms + GRACE_MS,
+                w.month_left_ms + GRACE_MS,
+            ],
+        )
+
+    async def snapshot(self, key: UserKey, now: datetime) -> UsageSnapshot:
+        w = Windows.at(now)
+        reply = await self._run(
+            self._snapshot_lua, keys=self._keys(key, w), args=[*self._head(w), w.now_ms - MINUTE_MS]
+        )
+        if int(reply[0]) == _SEED_NEEDED:
+            raise SeedNeeded
+        return _snapshot(reply[1:])
+
+    async def admit(
+        self,
+        key: UserKey,
+        limits: Limits,
+        *,
+        alert_only: bool,
+        now: datetime,
+        reservation: Reservation | None = None,
+    ) -> AdmitResult:
+        w = Windows.at(now)
+        res = reservation or Reservation("")
+        if reservation is not None and not reservation.id:
+            raise ValueError("reservation id must not be empty")
+        expires = -1 if res.expires_at is None else to_ms(res.expires_at)
+        res_ttl = max(RESERVATION_TTL_MS, expires - w.now_ms + GRACE_MS)
+        reply = await self._run(
+            self._admit_lua,
+            keys=self._keys(key, w),
+            args=[
+                *self._head(w),
+                w.now_ms - MINUTE_MS,
+                w.day_wait,
+                w.month_wait,
+                _opt(limits.requests_per_minute),
+                _opt(limits.daily_token_limit),
+                _opt(limits.monthly_token_limit),
+                _opt(limits.daily_request_limit),
+                _opt(limits.monthly_request_limit),
+                _opt(
+                    None
+                    if limits.daily_cost_limit_usd is None
+                    else cap_nanos(limits.daily_cost_limit_usd)
+                ),
+                _opt(
+                    None
+                    if limits.monthly_cost_limit_usd is None
+                    else cap_nanos(limits.monthly_cost_limit_usd)
+                ),
+                _flag(alert_only),
+                res.id,
+                res.tokens,
+                res.cost_nanos,
+                expires,
+                MINUTE_TTL_MS,
+                res_ttl,
+            ],
+        )
+        status = int(reply[0])
+        if status == _SEED_NEEDED:
+            raise SeedNeeded
+        if status == _DUPLICATE:
+            raise ValueError(f"reservation {res.id!r} is already held")
+        usage = _snapshot(reply[1 : 1 + _STATE_LEN])
+        flat = [int(v) for v in reply[1 + _STATE_LEN :]]
+        exceeded = [
+            (_REASONS[code], wait) for code, wait in zip(flat[::2], flat[1::2], strict=True)
+        ]
+        decision: Decision
+        if status == 1:
+            decision = Allow(alerts=tuple(reason for reason, _ in exceeded))
+        else:
+            decision = Deny(exceeded[0][0], max(wait for _, wait in exceeded))
+        return AdmitResult(decision, usage)
+
+    async def settle(
+        self,
+        key: UserKey,
+        *,
+        now: datetime,
+        at: datetime,
+        tokens: int,
+        cost_nanos: int,
+        reservation_id: str | None = None,
+    ) -> bool:
+        w = Windows.at(now)
+        at_ms = to_ms(at)
+        reply = await self._run(
+            self._settle_lua,
+            keys=self._keys(key, w),
+            args=[
+                *self._head(w),
+                reservation_id or "",
+                tokens,
+                cost_nanos,
+                _flag(day_key(at) == w.day),
+                _flag(month_key(at) == w.month),
+                at_ms,
+                _flag(at_ms > w.now_ms - MINUTE_MS),
+                MINUTE_TTL_MS,
+            ],
+        )
+        return int(reply) == 1
+
+    async def release(self, key: UserKey, reservation_id: str, *, now: datetime) -> bool:
+        w = Windows.at(now)
+        reply = await self._run(
+            self._release_lua, keys=self._keys(key, w), args=[*self._head(w), reservation_id]
+        )
+        return int(reply) == 1
+
+    async def forget(self, key: UserKey) -> None:
+        """Delete every key of the user (windows are named by the index set)."""
+        base = self._base(key)
+        fixed = [f"{base}:{name}" for name in ("min", "res", "rexp", "idx")]
+        try:
+            windows = await self._redis.smembers(fixed[-1])
+            await self._redis.delete(*fixed, *windows)
+        except _UNREACHABLE as exc:
+            raise CountersUnavailable(f"Redis unreachable: {type(exc).__name__}") from exc
+
+    @staticmethod
+    async def _run(script: Any, *, keys: list[str], args: list[Any]) -> Any:
+        """Run one script; an unreachable Redis becomes the port's CountersUnavailable, so
+        admission can apply the configured failure mode without knowing about Redis."""
+        try:
+            return await script(keys=keys, args=args)
+        except _UNREACHABLE as exc:
+            raise CountersUnavailable(f"Redis unreachable: {type(exc).__name__}") from exc

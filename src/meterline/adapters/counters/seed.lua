@@ -1,0 +1,19 @@
+-- ARGV: 4 seed day '1'/'0', 5 seed month, 6..8 day requests/tokens/cost,
+-- 9..11 month requests/tokens/cost, 12 day TTL ms, 13 month TTL ms.
+-- Only absent hashes are written, so racing seeders cannot double a window.
+expire_due()
+local function put(key, flag, r, t, c, ttl)
+  if flag == '1' and redis.call('EXISTS', key) == 0 then
+    redis.call('HSET', key, 'requests', r, 'tokens', t, 'cost', c)
+    redis.call('PEXPIRE', key, ttl)
+    redis.call('SADD', IDX, key)
+  end
+end
+put(DAY, ARGV[4], ARGV[6], ARGV[7], ARGV[8], ARGV[12])
+put(MONTH, ARGV[5], ARGV[9], ARGV[10], ARGV[11], ARGV[13])
+-- The index names the windows `forget` deletes; older windows expire on their own.
+for _, key in ipairs(redis.call('SMEMBERS', IDX)) do
+  if key ~= DAY and key ~= MONTH then redis.call('SREM', IDX, key) end
+end
+if redis.call('EXISTS', IDX) == 1 then redis.call('PEXPIRE', IDX, ARGV[13]) end
+return 1
