@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
+from sqlalchemy.engine import make_url
 
 POSTGRES_ENV = "METERLINE_TEST_POSTGRES_URL"
 REDIS_ENV = "METERLINE_TEST_REDIS_URL"
@@ -47,3 +51,22 @@ def postgres_url() -> str:
 @pytest.fixture
 def redis_url() -> str:
     return require_env(REDIS_ENV)
+
+
+@pytest.fixture
+async def pg_database_url(postgres_url: str) -> AsyncIterator[str]:
+    """A fresh PostgreSQL database for one test (servers in other processes can use it)."""
+    name = f"ml_{uuid.uuid4().hex[:12]}"
+    base = make_url(postgres_url)
+    admin_dsn = base.set(drivername="postgresql").render_as_string(hide_password=False)
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    yield base.set(database=name).render_as_string(hide_password=False)
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()

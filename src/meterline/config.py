@@ -44,6 +44,12 @@ class Settings(BaseSettings):
         default="https://api.anthropic.com", validation_alias="ANTHROPIC_BASE_URL"
     )
     gemini_api_key: str | None = Field(default=None, validation_alias="GEMINI_API_KEY")
+    gemini_base_url: str = Field(
+        default="https://generativelanguage.googleapis.com/v1beta/openai",
+        validation_alias="GEMINI_BASE_URL",
+    )
+    #: Seconds a stream whose client left is still read, to bill what it generated.
+    stream_drain_timeout_seconds: float = 60.0
 
     stripe_secret_key: str | None = None
     stripe_client_id: str | None = None

@@ -12,16 +12,19 @@ from meterline.adapters.clock import SystemClock
 from meterline.adapters.counters import MemoryCounters, RedisCounters
 from meterline.adapters.db import SqlAccounts, SqlLedger, create_engine, migrate
 from meterline.adapters.prices import GenaiPrices
+from meterline.adapters.upstreams import KNOWN_PROVIDERS, Upstreams, make_http_client
 from meterline.config import Settings
 from meterline.ports import Clock, Counters
 from meterline.services.admission import Admission
 from meterline.services.alerts import AlertRecorder
 from meterline.services.auth import Authenticator
+from meterline.services.gateway import Gateway
 from meterline.services.management import Management
 from meterline.services.metering import Metering
 from meterline.services.plans import PlanResolver
+from meterline.services.routing import ProviderConfig, Router
 
-__all__ = ["Container", "build_container"]
+__all__ = ["Container", "build_container", "provider_configs"]
 
 
 @dataclass
@@ -39,6 +42,8 @@ class Container:
     admission: Admission
     metering: Metering
     management: Management
+    gateway: Gateway
+    http: Any = None
     redis: Any = None
 
     async def health(self) -> dict[str, str]:
@@ -59,6 +64,9 @@ class Container:
         return checks
 
     async def close(self) -> None:
+        await self.gateway.drain()
+        if self.http is not None:
+            await self.http.aclose()
         if self.redis is not None:
             await self.redis.aclose()
         await self.engine.dispose()
@@ -98,6 +106,17 @@ async def build_container(
         reservation_ttl_seconds=settings.reservation_ttl_seconds,
         fail_open=settings.counters_failure == "open",
     )
+    metering = Metering(ledger, prices, admission, plans, alerts)
+    http = make_http_client()
+    upstreams = Upstreams(http)
+    gateway = Gateway(
+        admission,
+        metering,
+        Router(provider_configs(settings), prices),
+        upstreams.for_target,
+        clock,
+        drain_timeout=settings.stream_drain_timeout_seconds,
+    )
     return Container(
         settings=settings,
         engine=engine,
@@ -110,7 +129,29 @@ async def build_container(
         plans=plans,
         alerts=alerts,
         admission=admission,
-        metering=Metering(ledger, prices, admission, plans, alerts),
+        metering=metering,
         management=Management(accounts, ledger, plans, auth),
+        gateway=gateway,
+        http=http,
         redis=redis,
     )
+
+
+def provider_configs(settings: Settings) -> dict[str, ProviderConfig]:
+    """Every known provider with its default endpoint; keys and the three main base URLs
+    come from settings, other providers' keys from their usual environment variables
+    (read here, once, at start)."""
+    import os
+
+    overrides = {
+        "openai": (settings.openai_base_url, settings.openai_api_key),
+        "anthropic": (settings.anthropic_base_url, settings.anthropic_api_key),
+        "gemini": (settings.gemini_base_url, settings.gemini_api_key),
+    }
+    configs: dict[str, ProviderConfig] = {}
+    for name, known in KNOWN_PROVIDERS.items():
+        base_url, key = overrides.get(name, (known.base_url, None))
+        if key is None and known.api_key_env:
+            key = os.environ.get(known.api_key_env)
+        configs[name] = ProviderConfig(name, known.protocol, base_url, key)
+    return configs

@@ -1,18 +1,18 @@
 """The seams services depend on. Adapters implement them; tests run one contract suite
 against every implementation (memory/SQLite/PostgreSQL, memory/Redis).
 
-Only what the services use today is declared: the gateway's ``Upstream`` and Stripe's
-``Payments`` join when their issues land.
+Only what the services use today is declared: Stripe's ``Payments`` joins when its
+issue lands.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from meterline.domain.entities import (
     AlertRecord,
@@ -37,18 +37,27 @@ __all__ = [
     "EndUserPage",
     "Ledger",
     "NotFound",
+    "Operation",
     "PlanInUse",
     "PriceOverride",
     "PriceQuote",
     "Prices",
+    "ProviderTarget",
     "RecordOutcome",
     "RecordStatus",
     "Reservation",
     "RevenueReport",
     "SeedNeeded",
+    "StreamChunk",
     "TopUser",
+    "Upstream",
+    "UpstreamBroken",
+    "UpstreamError",
+    "UpstreamReply",
+    "UpstreamUsage",
     "UsageRow",
     "WindowTotals",
+    "WireProtocol",
 ]
 
 
@@ -348,3 +357,105 @@ class Prices(Protocol):
     ) -> PriceQuote:
         """Provider cost in USD. An unknown model is ``priced=False``, never $0."""
         ...
+
+    async def provider_of(self, model: str) -> str | None:
+        """The provider the price table knows ``model`` from (for routing), if any."""
+        ...
+
+
+# ---------------------------------------------------------------- upstreams (providers)
+
+
+class Operation(StrEnum):
+    """What the client asked for, in the client's wire format."""
+
+    CHAT = "chat"  # OpenAI chat completions
+    EMBEDDINGS = "embeddings"  # OpenAI embeddings
+    RESPONSES = "responses"  # OpenAI Responses API
+    MESSAGES = "messages"  # Anthropic Messages API
+
+
+class WireProtocol(StrEnum):
+    """How a provider is spoken to."""
+
+    OPENAI = "openai"  # any OpenAI-compatible base URL (OpenAI, Groq, vLLM, Gemini's…)
+    ANTHROPIC = "anthropic"
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderTarget:
+    """Where one call goes: provider name (for pricing), protocol, endpoint, key, model."""
+
+    provider: str
+    protocol: WireProtocol
+    base_url: str
+    api_key: str | None
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamUsage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class UpstreamError(Exception):
+    """The provider answered with an error, or could not be reached, before any output.
+
+    ``body`` is already in the client's wire format (OpenAI- or Anthropic-style error
+    JSON), so the gateway passes it through unchanged with ``status``.
+    """
+
+    def __init__(self, status: int, body: dict[str, Any], message: str = "") -> None:
+        super().__init__(message or f"upstream error {status}")
+        self.status = status
+        self.body = body
+
+
+class UpstreamBroken(Exception):
+    """The stream broke after output had started (connection reset, timeout, bad data)."""
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamReply:
+    """A complete (non-streamed) answer, translated to the client's wire format."""
+
+    status: int
+    body: dict[str, Any]
+    usage: UpstreamUsage | None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamChunk:
+    """One server-sent event for the client, already in the client's wire format.
+
+    ``data`` is the whole SSE event (``event:``/``data:`` lines and the blank line). The
+    gateway forwards it unless ``usage_only`` is set and the client did not ask for
+    usage. ``final`` marks the terminator (``data: [DONE]`` or Anthropic's
+    ``message_stop``): the ledger row is written before it is sent.
+    """
+
+    data: bytes
+    usage: UpstreamUsage | None = None
+    text: str = ""
+    usage_only: bool = False
+    final: bool = False
+
+
+class Upstream(Protocol):
+    """One wire protocol to providers. Raises :class:`UpstreamError` before output,
+    :class:`UpstreamBroken` once a stream has started."""
+
+    async def send(
+        self, target: ProviderTarget, operation: Operation, body: dict[str, Any]
+    ) -> UpstreamReply: ...
+
+    def stream(
+        self, target: ProviderTarget, operation: Operation, body: dict[str, Any]
+    ) -> AsyncIterator[StreamChunk]: ...

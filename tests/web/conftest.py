@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
-from sqlalchemy.engine import make_url
 
 from meterline.config import Settings
 from meterline.container import Container, build_container
@@ -73,22 +70,3 @@ def gw_settings(request, tmp_path) -> Settings:
 async def gw(gw_settings, clock) -> AsyncIterator[Gateway]:
     async for g in _gateway(gw_settings, clock):
         yield g
-
-
-@pytest.fixture
-async def pg_database_url(postgres_url: str) -> AsyncIterator[str]:
-    """A fresh PostgreSQL database for one test (servers in other processes can use it)."""
-    name = f"ml_{uuid.uuid4().hex[:12]}"
-    base = make_url(postgres_url)
-    admin_dsn = base.set(drivername="postgresql").render_as_string(hide_password=False)
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    yield base.set(database=name).render_as_string(hide_password=False)
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()

@@ -8,11 +8,18 @@ QUOTA = "/api/v1/billing/check-quota"
 EVENTS = "/api/v1/billing/usage-events"
 
 FULL_PLAN = {
-    "name": "Pro", "slug": "pro", "overage_action": "alert_only",
-    "daily_token_limit": 1000, "monthly_token_limit": 20000, "daily_request_limit": 100,
-    "monthly_request_limit": 2000, "requests_per_minute": 10,
-    "daily_cost_limit_usd": "1.50", "monthly_cost_limit_usd": "30",
-    "markup_percentage": "12.5", "flat_rate_per_request": "0.0001",
+    "name": "Pro",
+    "slug": "pro",
+    "overage_action": "alert_only",
+    "daily_token_limit": 1000,
+    "monthly_token_limit": 20000,
+    "daily_request_limit": 100,
+    "monthly_request_limit": 2000,
+    "requests_per_minute": 10,
+    "daily_cost_limit_usd": "1.50",
+    "monthly_cost_limit_usd": "30",
+    "markup_percentage": "12.5",
+    "flat_rate_per_request": "0.0001",
     "allowed_models": ["gpt-4o", "claude-*"],
 }
 
@@ -108,8 +115,10 @@ async def test_end_user_patch_validation(gw):
 
 
 async def test_config_and_default_markup(gw):
-    r = await gw.patch("/api/v1/billing/config", {"default_markup_percentage": "50",
-                                                  "default_flat_rate_per_request": 0.01})
+    r = await gw.patch(
+        "/api/v1/billing/config",
+        {"default_markup_percentage": "50", "default_flat_rate_per_request": 0.01},
+    )
     assert r.status_code == 200, r.text
     assert r.json()["default_markup_percentage"] == "50"
     assert r.json()["default_flat_rate_per_request"] == "0.01"
@@ -121,23 +130,40 @@ async def test_config_and_default_markup(gw):
 
 async def test_revenue_margin_and_top_users(gw, clock):
     await gw.post(PLANS, {"name": "M", "is_default": True, "markup_percentage": "100"})
-    await gw.post(EVENTS, {"events": [
-        {"end_user_id": "big", "cost_usd": "2"},
-        {"end_user_id": "small", "cost_usd": "0.5"},
-        {"end_user_id": "big", "cost_usd": "1", "timestamp": "2026-11-14T10:00:00Z"},
-    ]})
-    rev = (await gw.get("/api/v1/billing/revenue",
-                        params={"from": "2026-11-01", "to": "2026-11-30"})).json()
+    await gw.post(
+        EVENTS,
+        {
+            "events": [
+                {"end_user_id": "big", "cost_usd": "2"},
+                {"end_user_id": "small", "cost_usd": "0.5"},
+                {"end_user_id": "big", "cost_usd": "1", "timestamp": "2026-11-14T10:00:00Z"},
+            ]
+        },
+    )
+    rev = (
+        await gw.get("/api/v1/billing/revenue", params={"from": "2026-11-01", "to": "2026-11-30"})
+    ).json()
     assert (rev["revenue_usd"], rev["provider_cost_usd"], rev["margin_usd"]) == ("7", "3.5", "3.5")
     assert [u["end_user_id"] for u in rev["top_users"]] == ["big", "small"]
     assert [(d["date"], d["revenue_usd"]) for d in rev["daily"]] == [
-        ("2026-11-14", "2"), ("2026-11-15", "5")]
-    usage = (await gw.get(f"{USERS}/big/usage", params={"granularity": "month",
-                                                         "from": "2026-11-01"})).json()
-    assert usage["data"] == [{"period": "2026-11", "requests": 2, "prompt_tokens": 0,
-                              "completion_tokens": 0, "total_tokens": 0,
-                              "provider_cost_usd": "3", "markup_usd": "3", "charge_usd": "6",
-                              "unpriced_requests": 0}]
-    bad = await gw.get("/api/v1/billing/revenue", params={"from": "2026-12-01",
-                                                          "to": "2026-11-01"})
+        ("2026-11-14", "2"),
+        ("2026-11-15", "5"),
+    ]
+    usage = (
+        await gw.get(f"{USERS}/big/usage", params={"granularity": "month", "from": "2026-11-01"})
+    ).json()
+    assert usage["data"] == [
+        {
+            "period": "2026-11",
+            "requests": 2,
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "total_tokens": 0,
+            "provider_cost_usd": "3",
+            "markup_usd": "3",
+            "charge_usd": "6",
+            "unpriced_requests": 0,
+        }
+    ]
+    bad = await gw.get("/api/v1/billing/revenue", params={"from": "2026-12-01", "to": "2026-11-01"})
     assert bad.status_code == 422

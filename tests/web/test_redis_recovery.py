@@ -22,9 +22,10 @@ def gw_settings(request, tmp_path) -> Settings:
 
 
 async def test_user_at_token_limit_still_denied_after_flushall(gw, redis_url):
-    r = await gw.post("/api/v1/billing/rate-plans",
-                      {"name": "T", "is_default": True, "daily_token_limit": 100,
-                       "daily_request_limit": 5})
+    r = await gw.post(
+        "/api/v1/billing/rate-plans",
+        {"name": "T", "is_default": True, "daily_token_limit": 100, "daily_request_limit": 5},
+    )
     assert r.status_code == 201
     await gw.post(EVENTS, {"end_user_id": "heavy", "prompt_tokens": 80, "completion_tokens": 40})
     for _ in range(2):

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from meterline.domain.entities import EndUser, UsageEvent, UserKey
 from meterline.domain.money import to_nanos
@@ -99,23 +100,65 @@ class Metering:
         return [results[i] for i in range(len(items))]
 
     async def _price(
-        self, ctx: AuthContext, user: EndUser, item: EventInput, now: datetime
+        self, ctx: AuthContext, user: EndUser | None, item: EventInput, now: datetime
     ) -> UsageEvent:
-        at = item.timestamp or now
-        cost = item.cost_usd
-        provider = item.provider
-        if cost is None and item.model:
+        return await self.price_event(
+            ctx,
+            user,
+            event_id=item.event_id or "evt_" + secrets.token_hex(16),
+            at=item.timestamp or now,
+            model=item.model,
+            provider=item.provider,
+            prompt_tokens=item.prompt_tokens,
+            completion_tokens=item.completion_tokens,
+            total_tokens=item.total_tokens,
+            cost=item.cost_usd,
+            latency_ms=item.latency_ms,
+            status=item.status,
+            metadata=item.metadata,
+            reservation_id=item.reservation_id,
+            fingerprint=item.fingerprint(),
+            source="api",
+            now=now,
+        )
+
+    async def price_event(
+        self,
+        ctx: AuthContext,
+        user: EndUser | None,
+        *,
+        event_id: str,
+        at: datetime,
+        model: str | None,
+        provider: str | None,
+        prompt_tokens: int,
+        completion_tokens: int,
+        total_tokens: int,
+        now: datetime,
+        cost: Decimal | None = None,
+        cached_tokens: int = 0,
+        estimated: bool = False,
+        latency_ms: int | None = None,
+        status: str = "success",
+        metadata: dict[str, Any] | None = None,
+        reservation_id: str | None = None,
+        fingerprint: str = "",
+        source: str = "api",
+    ) -> UsageEvent:
+        """Price one call (the given cost, else the price table) and apply the plan's
+        markup: the ledger row to write. Unknown models stay unpriced, never $0."""
+        if cost is None and model:
             quote = await self._prices.quote(
                 ctx.project_id,
-                provider=item.provider,
-                model=item.model,
-                prompt_tokens=item.prompt_tokens,
-                completion_tokens=item.completion_tokens,
+                provider=provider,
+                model=model,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                cached_tokens=cached_tokens,
                 at=at,
             )
             cost = quote.provider_cost if quote.priced else None
             provider = provider or quote.provider
-        priced = cost is not None
         charge = None
         if cost is not None:
             plan = await self._plans.plan_for(user, ctx.project_id)
@@ -123,26 +166,35 @@ class Metering:
         return UsageEvent(
             project_id=ctx.project_id,
             environment=ctx.environment,
-            event_id=item.event_id or "evt_" + secrets.token_hex(16),
-            end_user_id=item.end_user_id,
+            event_id=event_id,
+            end_user_id=user.end_user_id if user else None,
             timestamp=at,
-            model=item.model,
+            model=model,
             provider=provider,
-            prompt_tokens=item.prompt_tokens,
-            completion_tokens=item.completion_tokens,
-            total_tokens=item.total_tokens,
-            priced=priced,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            total_tokens=total_tokens,
+            cached_tokens=cached_tokens,
+            priced=charge is not None,
+            estimated=estimated,
             provider_cost=charge.provider_cost if charge else None,
             markup=charge.markup if charge else None,
             charge=charge.charge if charge else None,
-            latency_ms=item.latency_ms,
-            status=item.status,
-            metadata=item.metadata,
-            reservation_id=item.reservation_id,
-            fingerprint=item.fingerprint(),
-            source="api",
+            latency_ms=latency_ms,
+            status=status,
+            metadata=metadata or {},
+            reservation_id=reservation_id,
+            fingerprint=fingerprint,
+            source=source,
             recorded_at=now,
         )
+
+    async def record_priced(self, event: UsageEvent, now: datetime) -> UsageEvent:
+        """Write one priced event (the gateway's path) and settle its counters."""
+        (outcome,) = await self._ledger.record_events([event])
+        if outcome.status is RecordStatus.RECORDED:
+            await self._after_recorded(outcome.event, now)
+        return outcome.event
 
     async def _after_recorded(self, event: UsageEvent, now: datetime) -> None:
         if event.end_user_id is not None:

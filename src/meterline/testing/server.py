@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
-__all__ = ["ServerProcess", "free_port", "running_servers"]
+__all__ = ["ServerProcess", "free_port", "running_servers", "serving"]
 
 
 def free_port() -> int:
@@ -89,3 +91,36 @@ def running_servers(count: int, env: Mapping[str, str]) -> Iterator[list[ServerP
     finally:
         for server in servers:
             server.stop()
+
+
+@asynccontextmanager
+async def serving(app: Any, port: int = 0) -> AsyncIterator[str]:
+    """Serve an ASGI app with uvicorn inside the current event loop; yields its base URL.
+
+    Tests then talk to it over real TCP (official SDKs included) while still sharing the
+    app's objects (its container) with the test.
+    """
+    import uvicorn
+
+    port = port or free_port()
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        timeout_graceful_shutdown=5,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    for _ in range(500):
+        if server.started:
+            break
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task

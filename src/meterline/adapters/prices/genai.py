@@ -11,6 +11,7 @@ duplicate that cache without saving work.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -228,6 +229,21 @@ class GenaiPrices:
                 return PriceQuote(priced=False)
             return PriceQuote(priced=True, provider_cost=price, provider=result.provider.id)
         return PriceQuote(priced=False)
+
+    async def provider_of(self, model: str) -> str | None:
+        """The genai-prices provider id the table knows ``model`` from (for routing)."""
+        return _provider_of(model.strip())
+
+
+@functools.lru_cache(maxsize=4096)
+def _provider_of(model: str) -> str | None:
+    if not model or len(model) > MAX_MODEL_REF:
+        return None
+    try:
+        result = genai_prices.calc_price(genai_prices.Usage(input_tokens=1), model)
+    except LookupError:
+        return None
+    return str(result.provider.id)
 
 
 def _attempts(ref: str) -> list[str]:

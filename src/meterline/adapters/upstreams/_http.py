@@ -1,0 +1,55 @@
+"""Transport plumbing shared by both upstream adapters.
+
+One place decides what a transport failure means, so both adapters agree: before any
+output it is an :class:`UpstreamError` the gateway can answer with (502 unreachable,
+504 timed out); once output has started it is an :class:`UpstreamBroken`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import orjson
+
+from meterline.adapters.upstreams.errors import error_for
+from meterline.adapters.upstreams.sse import SSEDecoder, SSEEvent
+from meterline.ports import Operation, UpstreamError
+
+__all__ = ["UNPARSABLE", "headers_of", "join_url", "parse_json", "read_events", "transport_error"]
+
+UNPARSABLE = object()  # parse_json's answer for a body that is not JSON
+
+
+def join_url(base_url: str, path: str) -> str:
+    return base_url.rstrip("/") + path
+
+
+def transport_error(operation: Operation, exc: httpx.HTTPError) -> UpstreamError:
+    if isinstance(exc, httpx.TimeoutException):
+        return error_for(operation, 504, f"provider timed out ({type(exc).__name__})")
+    return error_for(operation, 502, f"provider unreachable: {exc or type(exc).__name__}")
+
+
+def parse_json(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return UNPARSABLE
+
+
+async def read_events(response: httpx.Response) -> AsyncIterator[SSEEvent]:
+    """Decode SSE from the response as bytes arrive (never buffering the body)."""
+    decoder = SSEDecoder()
+    async for chunk in response.aiter_bytes():
+        for event in decoder.feed(chunk):
+            yield event
+    for event in decoder.close():
+        yield event
+
+
+def headers_of(response: httpx.Response) -> dict[str, str]:
+    """Provider headers worth showing the client (request ids help support tickets)."""
+    keep = ("x-request-id", "request-id", "openai-processing-ms")
+    return {k: response.headers[k] for k in keep if k in response.headers}
