@@ -12,6 +12,7 @@ from meterline.adapters.clock import SystemClock
 from meterline.adapters.counters import MemoryCounters, RedisCounters
 from meterline.adapters.db import SqlAccounts, SqlLedger, create_engine, migrate
 from meterline.adapters.prices import GenaiPrices
+from meterline.adapters.secrets import FernetBox
 from meterline.adapters.upstreams import KNOWN_PROVIDERS, Upstreams, make_http_client
 from meterline.config import Settings
 from meterline.ports import Clock, Counters
@@ -22,6 +23,7 @@ from meterline.services.gateway import Gateway
 from meterline.services.management import Management
 from meterline.services.metering import Metering
 from meterline.services.plans import PlanResolver
+from meterline.services.providers import ProviderCredentials
 from meterline.services.routing import ProviderConfig, Router
 
 __all__ = ["Container", "build_container", "provider_configs"]
@@ -43,6 +45,7 @@ class Container:
     metering: Metering
     management: Management
     gateway: Gateway
+    credentials: ProviderCredentials
     http: Any = None
     redis: Any = None
 
@@ -107,12 +110,18 @@ async def build_container(
         fail_open=settings.counters_failure == "open",
     )
     metering = Metering(ledger, prices, admission, plans, alerts)
+    credentials = ProviderCredentials(
+        accounts,
+        FernetBox(settings.resolved_secret_key()),
+        KNOWN_PROVIDERS.keys(),
+        cache_ttl_seconds=ttl,
+    )
     http = make_http_client()
     upstreams = Upstreams(http)
     gateway = Gateway(
         admission,
         metering,
-        Router(provider_configs(settings), prices),
+        Router(provider_configs(settings), prices, project_credentials=credentials.for_project),
         upstreams.for_target,
         clock,
         drain_timeout=settings.stream_drain_timeout_seconds,
@@ -132,6 +141,7 @@ async def build_container(
         metering=metering,
         management=Management(accounts, ledger, plans, auth),
         gateway=gateway,
+        credentials=credentials,
         http=http,
         redis=redis,
     )

@@ -3,8 +3,9 @@ the price table's provider for that model, else the default OpenAI-compatible up
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
 
 from meterline.domain.entities import Project
 from meterline.ports import Prices, ProviderTarget, WireProtocol
@@ -31,15 +32,31 @@ class Router:
         prices: Prices,
         *,
         default_provider: str = "openai",
+        project_credentials: Callable[[str], Awaitable[Mapping[str, Any]]] | None = None,
     ) -> None:
         self._providers = dict(providers)
         self._prices = prices
         self._default = default_provider
+        self._project_credentials = project_credentials
 
     def providers(self) -> Mapping[str, ProviderConfig]:
         return self._providers
 
     async def resolve(self, project: Project, model: str) -> ProviderTarget:
+        """The target, with the project's own key and base URL when it has set them."""
+        target = await self._resolve(project, model)
+        if self._project_credentials is None:
+            return target
+        own = (await self._project_credentials(project.id)).get(target.provider)
+        if own is None:
+            return target
+        return replace(
+            target,
+            api_key=own.api_key,
+            base_url=(own.base_url or target.base_url).rstrip("/"),
+        )
+
+    async def _resolve(self, project: Project, model: str) -> ProviderTarget:
         if not model or len(model) > 200:
             raise Invalid("model is required: a model name", param="model")
         mapped = project.model_map.get(model)

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from meterline.services.errors import ServiceError
-from meterline.web import billing_routes, gateway_routes, management_routes
+from meterline.web import billing_routes, gateway_routes, management_routes, provider_routes
 from meterline.web.responses import ORJSON, error_response
 
 if TYPE_CHECKING:
@@ -96,6 +96,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.include_router(gateway_routes.router)
     app.include_router(billing_routes.router)
     app.include_router(management_routes.router)
+    app.include_router(provider_routes.router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness")
     async def healthz() -> ORJSON:
