@@ -150,5 +150,19 @@ def serve(
     )
 
 
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="Gateway port")] = 8080,
+    duration: Annotated[float | None, typer.Option(help="Stop after N seconds")] = None,
+) -> None:
+    """Gateway + fake provider + simulated traffic, to watch metering without a provider key."""
+    from meterline.testing.demo import run_demo
+
+    result = asyncio.run(run_demo(load_settings(), port=port, duration=duration))
+    typer.echo(
+        f"demo stopped: {result.requests_sent} simulated requests, {result.denied} denied by limits"
+    )
+
+
 def main() -> None:  # pragma: no cover
     sys.exit(app())
