@@ -275,3 +275,30 @@ async def test_test_key_never_touches_live(gateway):
         model="gpt-4o", messages=[{"role": "user", "content": "l"}], user="same"
     )
     assert live.choices  # the live user's one request was untouched by test traffic
+
+
+async def test_sync_stream_and_rate_limit_headers(gateway):
+    await set_default_plan(gateway, daily_request_limit=10, daily_token_limit=1000)
+
+    def call():
+        client = sync_client(gateway)
+        with client.chat.completions.with_streaming_response.create(
+            model="gpt-4o",
+            messages=[{"role": "user", "content": "sync stream"}],
+            stream=True,
+            user="h1",
+        ) as response:
+            headers = dict(response.headers)
+            text = "".join(
+                chunk.choices[0].delta.content or "" for chunk in response.parse() if chunk.choices
+            )
+        return headers, text
+
+    headers, text = await asyncio.to_thread(call)
+    assert text.startswith("Fake reply")
+    assert headers["x-ratelimit-limit-requests"] == "10"
+    assert headers["x-ratelimit-remaining-requests"] == "9"
+    assert headers["x-ratelimit-limit-tokens"] == "1000"
+    assert int(headers["x-ratelimit-remaining-tokens"]) <= 1000
+    assert headers["x-ratelimit-reset-requests"].endswith("s")
+    assert len(await gateway.ledger()) == 1
