@@ -48,6 +48,10 @@ class Settings(BaseSettings):
         default="https://generativelanguage.googleapis.com/v1beta/openai",
         validation_alias="GEMINI_BASE_URL",
     )
+    #: Seconds to wait for a provider's next bytes (a stalled provider answers 504).
+    upstream_read_timeout_seconds: float = 600.0
+    #: Seconds to wait for Redis before treating it as unreachable (counters_failure).
+    redis_timeout_seconds: float = 5.0
     #: Seconds a stream whose client left is still read, to bill what it generated.
     stream_drain_timeout_seconds: float = 60.0
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import text
@@ -10,23 +12,42 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from meterline.adapters.clock import SystemClock
 from meterline.adapters.counters import MemoryCounters, RedisCounters
-from meterline.adapters.db import SqlAccounts, SqlLedger, create_engine, migrate
+from meterline.adapters.db import (
+    SqlAccounts,
+    SqlInvoices,
+    SqlLedger,
+    SqlRepricer,
+    create_engine,
+    migrate,
+)
+from meterline.adapters.db.dashboard_queries import SqlDashboardQueries
+from meterline.adapters.db.stripe import SqlStripeStore
+from meterline.adapters.metrics import PrometheusMetrics
 from meterline.adapters.prices import GenaiPrices
 from meterline.adapters.secrets import FernetBox
+from meterline.adapters.stripe import StripePayments
 from meterline.adapters.upstreams import KNOWN_PROVIDERS, Upstreams, make_http_client
 from meterline.config import Settings
 from meterline.ports import Clock, Counters
+from meterline.services.admin_auth import AdminAuth
 from meterline.services.admission import Admission
 from meterline.services.alerts import AlertRecorder
 from meterline.services.auth import Authenticator
+from meterline.services.dashboard import Dashboard
 from meterline.services.gateway import Gateway
+from meterline.services.invoicing import Invoicing
 from meterline.services.management import Management
 from meterline.services.metering import Metering
 from meterline.services.plans import PlanResolver
 from meterline.services.providers import ProviderCredentials
+from meterline.services.repricing import Repricing
 from meterline.services.routing import ProviderConfig, Router
+from meterline.services.stripe_sync import StripeOptions, StripeSync
 
 __all__ = ["Container", "build_container", "provider_configs"]
+
+#: Seconds /readyz waits for each backing service.
+HEALTH_TIMEOUT = 2.0
 
 
 @dataclass
@@ -46,21 +67,52 @@ class Container:
     management: Management
     gateway: Gateway
     credentials: ProviderCredentials
+    invoices: SqlInvoices
+    invoicing: Invoicing
+    repricing: Repricing
     http: Any = None
     redis: Any = None
+    metrics: PrometheusMetrics | None = None
+    #: Present only when a Stripe platform key is configured.
+    stripe_sync: StripeSync | None = None
+    stripe_payments: StripePayments | None = None
+
+    def backend_unavailable(self, exc: BaseException) -> bool:
+        """Does ``exc`` mean the database cannot be reached (→ 503), not a bug (→ 500)?"""
+        return _unreachable(exc)
+
+    @cached_property
+    def admin_auth(self) -> AdminAuth:
+        """Dashboard sign-in; one per container, so its attempt limiter is shared."""
+        return AdminAuth(self.accounts)
+
+    @cached_property
+    def dashboard(self) -> Dashboard:
+        return Dashboard(
+            self.management,
+            self.accounts,
+            self.accounts,
+            SqlDashboardQueries(self.engine),
+            self.auth,
+            self.clock,
+        )
 
     async def health(self) -> dict[str, str]:
         """Each backing service: "ok" or the error's type (never its text: no secrets)."""
         checks: dict[str, str] = {}
-        try:
+
+        async def select_one() -> None:
             async with self.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
+
+        try:
+            await asyncio.wait_for(select_one(), HEALTH_TIMEOUT)
             checks["database"] = "ok"
         except Exception as exc:  # any failure means "not ready"
             checks["database"] = f"error: {type(exc).__name__}"
         if self.redis is not None:
             try:
-                await self.redis.ping()
+                await asyncio.wait_for(self.redis.ping(), HEALTH_TIMEOUT)
                 checks["redis"] = "ok"
             except Exception as exc:
                 checks["redis"] = f"error: {type(exc).__name__}"
@@ -68,6 +120,8 @@ class Container:
 
     async def close(self) -> None:
         await self.gateway.drain()
+        if self.stripe_payments is not None:
+            await self.stripe_payments.aclose()
         if self.http is not None:
             await self.http.aclose()
         if self.redis is not None:
@@ -89,11 +143,17 @@ async def build_container(
     if settings.redis_url:
         import redis.asyncio as aioredis
 
-        redis = aioredis.from_url(settings.redis_url, max_connections=256)
+        redis = aioredis.from_url(
+            settings.redis_url,
+            max_connections=256,
+            socket_connect_timeout=settings.redis_timeout_seconds,
+            socket_timeout=settings.redis_timeout_seconds,
+        )
         counters = RedisCounters(redis)
     else:
         counters = MemoryCounters()
     clock = clock or SystemClock()
+    metrics = PrometheusMetrics()
     ttl = settings.cache_ttl_seconds
     auth = Authenticator(accounts, cache_ttl_seconds=ttl)
     plans = PlanResolver(accounts, cache_ttl_seconds=ttl)
@@ -108,15 +168,16 @@ async def build_container(
         alerts,
         reservation_ttl_seconds=settings.reservation_ttl_seconds,
         fail_open=settings.counters_failure == "open",
+        metrics=metrics,
     )
-    metering = Metering(ledger, prices, admission, plans, alerts)
+    metering = Metering(ledger, prices, admission, plans, alerts, metrics=metrics)
     credentials = ProviderCredentials(
         accounts,
         FernetBox(settings.resolved_secret_key()),
         KNOWN_PROVIDERS.keys(),
         cache_ttl_seconds=ttl,
     )
-    http = make_http_client()
+    http = make_http_client(read_timeout=settings.upstream_read_timeout_seconds)
     upstreams = Upstreams(http)
     gateway = Gateway(
         admission,
@@ -125,6 +186,21 @@ async def build_container(
         upstreams.for_target,
         clock,
         drain_timeout=settings.stream_drain_timeout_seconds,
+        metrics=metrics,
+    )
+    invoices = SqlInvoices(engine)
+    stripe_payments = StripePayments(settings) if settings.stripe_secret_key else None
+    stripe_sync = (
+        StripeSync(
+            stripe_payments,
+            SqlStripeStore(engine, clock),
+            invoices,
+            accounts,
+            clock,
+            StripeOptions(state_secret=settings.resolved_secret_key()),
+        )
+        if stripe_payments
+        else None
     )
     return Container(
         settings=settings,
@@ -142,8 +218,14 @@ async def build_container(
         management=Management(accounts, ledger, plans, auth),
         gateway=gateway,
         credentials=credentials,
+        invoices=invoices,
+        invoicing=Invoicing(invoices, clock),
+        repricing=Repricing(accounts, SqlRepricer(engine), prices, plans, prices.invalidate),
         http=http,
         redis=redis,
+        metrics=metrics,
+        stripe_sync=stripe_sync,
+        stripe_payments=stripe_payments,
     )
 
 
@@ -165,3 +247,18 @@ def provider_configs(settings: Settings) -> dict[str, ProviderConfig]:
             key = os.environ.get(known.api_key_env)
         configs[name] = ProviderConfig(name, known.protocol, base_url, key)
     return configs
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Connection-level failures of the database driver or pool: refused, reset, closed,
+    shutting down, pool exhausted. Constraint violations and SQL bugs are not."""
+    from sqlalchemy import exc as sa
+
+    if isinstance(exc, sa.DBAPIError):
+        if exc.connection_invalidated or isinstance(exc, sa.OperationalError | sa.InterfaceError):
+            return True
+        code = str(getattr(exc.orig, "sqlstate", "") or "")
+        return code.startswith(("08", "57P"))  # connection exception, operator intervention
+    if isinstance(exc, sa.TimeoutError | ConnectionError | TimeoutError):
+        return True
+    return isinstance(exc, OSError) and exc.errno is not None

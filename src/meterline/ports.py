@@ -30,20 +30,25 @@ from meterline.domain.plans import Limits, RatePlan
 
 __all__ = [
     "Accounts",
+    "AdminAccounts",
+    "AdminUser",
     "AdmitResult",
+    "ApiKeyInfo",
     "Clock",
     "Counters",
     "CountersUnavailable",
     "DailyRevenue",
+    "DashboardQueries",
     "EndUserPage",
+    "EndUserTable",
+    "EndUserUsageRow",
     "InvalidTransition",
     "InvoiceFinalized",
     "InvoiceStore",
-    "RepricedEvent",
-    "UnpricedEvent",
-    "UnpricedUsage",
-    "UsageRepricer",
     "Ledger",
+    "Metrics",
+    "ModelUsage",
+    "NoMetrics",
     "NotFound",
     "Operation",
     "PlanInUse",
@@ -53,6 +58,7 @@ __all__ = [
     "ProviderTarget",
     "RecordOutcome",
     "RecordStatus",
+    "RepricedEvent",
     "Reservation",
     "RevenueReport",
     "SecretBox",
@@ -60,11 +66,14 @@ __all__ = [
     "StoredCredential",
     "StreamChunk",
     "TopUser",
+    "UnpricedEvent",
+    "UnpricedUsage",
     "Upstream",
     "UpstreamBroken",
     "UpstreamError",
     "UpstreamReply",
     "UpstreamUsage",
+    "UsageRepricer",
     "UsageRow",
     "WindowTotals",
     "WireProtocol",
@@ -314,7 +323,8 @@ class Counters(Protocol):
     month counters are absent; the caller seeds them from :meth:`Ledger.window_totals`
     and retries. ``settle`` and ``release`` never raise it: when the windows are absent
     they apply nothing to them (the ledger, written first, already holds the event and
-    the next seed reads it) but still drop the reservation.
+    the next seed reads it) but still drop the reservation, and bump the user's
+    :meth:`seed_version` so that a seed racing with them is redone.
 
     Counters track only the current UTC day and month: usage settled with ``at`` in an
     earlier window changes the ledger alone. Expired reservations are released lazily
@@ -322,8 +332,19 @@ class Counters(Protocol):
     Keys expire after their window; one user's keys share a Redis Cluster hash tag.
     """
 
-    async def seed(self, key: UserKey, totals: WindowTotals, now: datetime) -> None:
-        """Set the current windows from the ledger, only where they are still absent."""
+    async def seed(
+        self, key: UserKey, totals: WindowTotals, now: datetime, *, version: int | None = None
+    ) -> bool:
+        """Set the current windows from the ledger, only where they are still absent.
+
+        With ``version`` (read by :meth:`seed_version` before the ledger was read) nothing
+        is written, and False returned, if a settle found the windows absent meanwhile:
+        that event may be missing from ``totals``, so the caller reads the ledger again."""
+        ...
+
+    async def seed_version(self, key: UserKey) -> int:
+        """Mark a seed as under way and return its version: from now until the seed, a
+        settle that finds the user's windows absent bumps it."""
         ...
 
     async def snapshot(self, key: UserKey, now: datetime) -> UsageSnapshot: ...
@@ -643,3 +664,133 @@ class UsageRepricer(Protocol):
         start: date | None = None,
         end: date | None = None,
     ) -> int: ...
+
+
+# ---------------------------------------------------------------- dashboard (admins, read models)
+
+
+@dataclass(frozen=True, slots=True)
+class AdminUser:
+    """A person who signs in to the dashboard; belongs to one organization."""
+
+    id: str
+    organization_id: str
+    email: str
+    password_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyInfo:
+    """What the dashboard may show of a key: never the key, only its display prefix."""
+
+    id: str
+    environment: Environment
+    prefix: str
+    revoked: bool
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelUsage:
+    model: str
+    provider: str
+    totals: UsageTotals
+
+
+@dataclass(frozen=True, slots=True)
+class EndUserUsageRow:
+    """One row of the dashboard's end-user table: the user and its today/month sums."""
+
+    user: EndUser
+    today: UsageTotals
+    month: UsageTotals
+
+
+@dataclass(frozen=True, slots=True)
+class EndUserTable:
+    rows: list[EndUserUsageRow]
+    total: int
+
+
+class AdminAccounts(Protocol):
+    """Dashboard sign-in and the organization's projects and keys."""
+
+    async def admin_by_email(self, email: str) -> AdminUser | None: ...
+    async def create_admin_user(
+        self, organization_id: str, email: str, password_hash: str
+    ) -> str: ...
+    async def list_projects(self, organization_id: str) -> list[Project]: ...
+    async def list_api_keys(self, project_id: str) -> list[ApiKeyInfo]: ...
+
+
+class DashboardQueries(Protocol):
+    """Read-only sums from the daily rollups, shaped for the dashboard's tables."""
+
+    async def end_user_table(
+        self,
+        project_id: str,
+        environment: Environment,
+        *,
+        today: date,
+        search: str | None = None,
+        rate_plan_id: str | None = None,
+        blocked: bool | None = None,
+        sort: str = "id",
+        offset: int = 0,
+        limit: int = 25,
+    ) -> EndUserTable:
+        """``sort``: ``id``, ``tokens`` or ``revenue`` (this month, descending)."""
+        ...
+
+    async def usage_by_model(
+        self,
+        project_id: str,
+        environment: Environment,
+        start: date,
+        end: date,
+        end_user_id: str | None = None,
+        limit: int = 20,
+    ) -> list[ModelUsage]:
+        """Sums per (model, provider) over inclusive dates, by charge descending."""
+        ...
+
+
+# ---------------------------------------------------------------- metrics
+
+
+class Metrics(Protocol):
+    """What the services report for operations to see (``/metrics``). Services call this
+    instead of a metrics library, so they stay free of Prometheus and tests can ignore it.
+    Label values must be low-cardinality: outcomes, reasons, provider names."""
+
+    def admission(self, result: str, reason: str) -> None:
+        """One admission decision: result ``allowed|denied|degraded|unavailable``."""
+        ...
+
+    def upstream(self, provider: str, outcome: str, seconds: float) -> None:
+        """One provider call (first byte for streams): outcome ``ok|error``."""
+        ...
+
+    def ledger_write(self, outcome: str, count: int = 1) -> None:
+        """Ledger rows written: ``recorded|duplicate|conflict|error``."""
+        ...
+
+    def counter_error(self, operation: str) -> None:
+        """The counter backend could not be reached during ``operation``."""
+        ...
+
+
+class NoMetrics:
+    """The default :class:`Metrics`: records nothing."""
+
+    def admission(self, result: str, reason: str) -> None:
+        return None
+
+    def upstream(self, provider: str, outcome: str, seconds: float) -> None:
+        return None
+
+    def ledger_write(self, outcome: str, count: int = 1) -> None:
+        return None
+
+    def counter_error(self, operation: str) -> None:
+        return None

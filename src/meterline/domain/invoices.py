@@ -15,14 +15,19 @@ from decimal import Decimal
 from enum import StrEnum
 
 from meterline.domain.entities import Environment
-from meterline.domain.money import round_to_minor
+from meterline.domain.money import CTX, minor_unit_exponent, round_to_minor
 
 __all__ = [
+    "FINAL_STATUSES",
+    "INVOICED_STATUSES",
     "Invoice",
     "InvoiceLine",
     "InvoiceStatus",
     "LineUsage",
+    "can_transition",
     "compute_lines",
+    "format_number",
+    "minor_to_major",
     "total_minor",
 ]
 
@@ -33,6 +38,46 @@ class InvoiceStatus(StrEnum):
     PAID = "paid"
     VOID = "void"
     UNCOLLECTIBLE = "uncollectible"
+
+
+#: Statuses whose invoice holds its events: numbered, finalized, never recomputed. A late
+#: event is one whose own period is covered by an invoice in one of these statuses.
+INVOICED_STATUSES = frozenset({InvoiceStatus.OPEN, InvoiceStatus.PAID, InvoiceStatus.UNCOLLECTIBLE})
+
+#: Nothing leaves these.
+FINAL_STATUSES = frozenset({InvoiceStatus.PAID, InvoiceStatus.VOID})
+
+#: The lifecycle, as Stripe's: a draft becomes open only by finalization (which links and
+#: numbers it — :func:`can_transition` does not allow it, so no plain status write can
+#: skip that); an open invoice is paid, voided or written off; a written-off one may still
+#: be paid or voided. A draft is never voided: it has no number and no obligations, so it
+#: is deleted instead.
+_TRANSITIONS: dict[InvoiceStatus, frozenset[InvoiceStatus]] = {
+    InvoiceStatus.DRAFT: frozenset(),
+    InvoiceStatus.OPEN: frozenset(
+        {InvoiceStatus.PAID, InvoiceStatus.VOID, InvoiceStatus.UNCOLLECTIBLE}
+    ),
+    InvoiceStatus.UNCOLLECTIBLE: frozenset({InvoiceStatus.PAID, InvoiceStatus.VOID}),
+    InvoiceStatus.PAID: frozenset(),
+    InvoiceStatus.VOID: frozenset(),
+}
+
+
+def can_transition(current: InvoiceStatus, target: InvoiceStatus) -> bool:
+    """Whether a status write may move an invoice from ``current`` to ``target``."""
+    return target in _TRANSITIONS[InvoiceStatus(current)]
+
+
+def format_number(prefix: str, sequence: int) -> str:
+    """``ML-000001``: zero-padded so numbers sort as text, widening past a million."""
+    return f"{prefix}-{sequence:06d}"
+
+
+def minor_to_major(amount_minor: int, currency: str = "USD") -> Decimal:
+    """Integer minor units → a ``Decimal`` in major units with the currency's places
+    (``1234`` cents → ``Decimal("12.34")``), exactly."""
+    exp = minor_unit_exponent(currency)
+    return Decimal(amount_minor).scaleb(-exp, context=CTX)
 
 
 @dataclass(frozen=True, slots=True)

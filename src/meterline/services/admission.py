@@ -24,6 +24,8 @@ from meterline.ports import (
     Counters,
     CountersUnavailable,
     Ledger,
+    Metrics,
+    NoMetrics,
     Reservation,
     SeedNeeded,
 )
@@ -35,6 +37,8 @@ from meterline.services.plans import PlanResolver, pricing_for
 __all__ = ["Admission", "CountersDown", "QuotaCheck"]
 
 T = TypeVar("T")
+#: Seeds refused because usage settled meanwhile, before seeding unconditionally.
+SEED_ATTEMPTS = 5
 
 
 class CountersDown(ServiceError):
@@ -72,6 +76,7 @@ class Admission:
         *,
         reservation_ttl_seconds: int = 600,
         fail_open: bool = False,
+        metrics: Metrics | None = None,
     ) -> None:
         self._accounts = accounts
         self._ledger = ledger
@@ -81,6 +86,10 @@ class Admission:
         self._alerts = alerts
         self._reservation_ttl = timedelta(seconds=reservation_ttl_seconds)
         self._fail_open = fail_open
+        self._metrics: Metrics = metrics or NoMetrics()
+        #: Users whose recorded usage could not reach the counters (Redis down): their
+        #: counters, if Redis kept them, are behind the ledger and must be rebuilt.
+        self._stale: set[UserKey] = set()
 
     async def end_user(self, ctx: AuthContext, end_user_id: str) -> tuple[EndUser, bool]:
         key = UserKey(ctx.project_id, ctx.environment, end_user_id)
@@ -114,6 +123,8 @@ class Admission:
         async def build(decision: Decision, usage: UsageSnapshot, **kw: object) -> QuotaCheck:
             if isinstance(decision, Allow) and decision.alerts:
                 await self._alerts.overage(key, decision.alerts, now)
+            reason = decision.reason.value if isinstance(decision, Deny) else "none"
+            self._metrics.admission("allowed" if decision.allowed else "denied", reason)
             return QuotaCheck(user, created, plan, pricing, decision, usage, **kw)  # type: ignore[arg-type]
 
         try:
@@ -141,10 +152,13 @@ class Admission:
             held = reservation.id if isinstance(result.decision, Allow) else None
             return await build(result.decision, result.usage, reservation_id=held)
         except CountersUnavailable:
+            self._metrics.counter_error("admit" if reserve else "snapshot")
             if not self._fail_open:
+                self._metrics.admission("unavailable", "counters_unavailable")
                 raise CountersDown(
                     "Quota counters are unavailable; refusing to admit unmetered traffic."
                 ) from None
+            self._metrics.admission("degraded", "counters_unavailable")
             return QuotaCheck(user, created, plan, pricing, gate, UsageSnapshot(), degraded=True)
 
     async def snapshot(self, key: UserKey, now: datetime | None = None) -> UsageSnapshot:
@@ -173,21 +187,35 @@ class Admission:
                 reservation_id=reservation_id,
             )
         except CountersUnavailable:
+            self._metrics.counter_error("settle")
             try:
                 await self._counters.forget(key)
             except CountersUnavailable:
-                pass  # Redis is down: its keys will be reseeded when it returns.
+                self._stale.add(key)  # forgotten (and reseeded) once Redis answers again
 
     async def release(self, key: UserKey, reservation_id: str) -> None:
         try:
             await self._counters.release(key, reservation_id, now=self._clock.now())
         except CountersUnavailable:
-            pass  # the reservation expires by itself
+            self._metrics.counter_error("release")  # the reservation expires by itself
 
     async def _seeded(self, key: UserKey, now: datetime, op: Callable[[], Awaitable[T]]) -> T:
+        if key in self._stale:
+            await self._counters.forget(key)  # raises CountersUnavailable while still down
+            self._stale.discard(key)
         try:
             return await op()
         except SeedNeeded:
-            totals = await self._ledger.window_totals(key, now.date())
-            await self._counters.seed(key, totals, now)
+            await self._seed(key, now)
             return await op()
+
+    async def _seed(self, key: UserKey, now: datetime) -> None:
+        """Seed from the ledger. A settle that found the windows absent while we read may
+        have committed an event our read missed; the version tells, and we read again
+        (a few times, then write what we have rather than fail the call)."""
+        for _ in range(SEED_ATTEMPTS):
+            version = await self._counters.seed_version(key)
+            totals = await self._ledger.window_totals(key, now.date())
+            if await self._counters.seed(key, totals, now, version=version):
+                return
+        await self._counters.seed(key, await self._ledger.window_totals(key, now.date()), now)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import secrets
 import time
@@ -25,6 +26,8 @@ from meterline.domain.limits import Deny, DenyReason
 from meterline.domain.windows import next_day_start, seconds_until
 from meterline.ports import (
     Clock,
+    Metrics,
+    NoMetrics,
     Operation,
     ProviderTarget,
     StreamChunk,
@@ -41,6 +44,8 @@ from meterline.services.metering import Metering
 from meterline.services.routing import Router
 
 __all__ = ["Admitted", "Denied", "Gateway", "GatewayRequest", "estimate_tokens"]
+
+log = logging.getLogger("meterline.gateway")
 
 CHARS_PER_TOKEN = 4
 #: Stream endings where the provider's usage may be incomplete.
@@ -115,7 +120,9 @@ class Gateway:
         clock: Clock,
         *,
         drain_timeout: float = 60.0,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics: Metrics = metrics or NoMetrics()
         self._admission = admission
         self._metering = metering
         self._router = router
@@ -147,6 +154,8 @@ class Gateway:
         """OpenAI-style ``x-ratelimit-*`` for the limits the end user's plan sets."""
         if adm.check is None:
             return {}
+        if adm.check.degraded:  # admitted without counters (counters_failure=open)
+            return {"x-meterline-degraded": "counters_unavailable"}
         limits, usage = adm.check.plan.limits, adm.check.usage
         now = self._clock.now()
         headers: dict[str, str] = {}
@@ -171,11 +180,14 @@ class Gateway:
 
     async def complete(self, req: GatewayRequest, adm: Admitted) -> UpstreamReply:
         upstream = self._upstream_for(adm.target)
+        sent = time.monotonic()
         try:
             reply = await upstream.send(adm.target, req.operation, self._body(req, adm))
         except BaseException:
+            self._metrics.upstream(adm.target.provider, "error", time.monotonic() - sent)
             await self._release(adm)
             raise
+        self._metrics.upstream(adm.target.provider, "ok", time.monotonic() - sent)
         usage, estimated = reply.usage, False
         if usage is None:
             usage = UpstreamUsage(
@@ -193,16 +205,20 @@ class Gateway:
         and the metering, and the returned iterator only relays."""
         upstream = self._upstream_for(adm.target)
         chunks = upstream.stream(adm.target, req.operation, self._body(req, adm)).__aiter__()
+        sent = time.monotonic()
         try:
             first: StreamChunk | None = await chunks.__anext__()
         except StopAsyncIteration:
             first = None
         except UpstreamBroken as exc:
+            self._metrics.upstream(adm.target.provider, "error", time.monotonic() - sent)
             await self._release(adm)
             raise UpstreamError(502, _error_body(f"upstream stream failed: {exc}")) from exc
         except BaseException:
+            self._metrics.upstream(adm.target.provider, "error", time.monotonic() - sent)
             await self._release(adm)
             raise
+        self._metrics.upstream(adm.target.provider, "ok", time.monotonic() - sent)
         queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         state = _StreamState()
         task = asyncio.create_task(self._pump(req, adm, first, chunks, queue, state))
@@ -268,17 +284,28 @@ class Gateway:
             status = "broken" if not isinstance(exc, TimeoutError) else "drain_timeout"
             if state.client_gone_at is None:
                 queue.put_nowait(_sse_error(req, "upstream stream broke before it finished"))
+        except Exception:
+            # The ledger (or pricing) failed: the usage is not durable, so the client must
+            # not see a normal end of stream. Retried once below with the same event id.
+            log.exception("stream %s: recording usage failed", req.request_id)
         finally:
             if state.client_gone_at is not None and status == "success":
                 status = "client_disconnected"
-            if not recorded:
-                usage, estimated = self._usage(
-                    req, seen_usage, prompt, completion, cached, text, broken=status in _BROKEN
-                )
-                await asyncio.shield(
-                    self._record(req, adm, usage, estimated=estimated, status=status)
-                )
-            queue.put_nowait(None)
+            try:
+                if not recorded:
+                    usage, estimated = self._usage(
+                        req, seen_usage, prompt, completion, cached, text, broken=status in _BROKEN
+                    )
+                    await asyncio.shield(
+                        self._record(req, adm, usage, estimated=estimated, status=status)
+                    )
+            except Exception:
+                log.exception("stream %s: usage could not be recorded", req.request_id)
+                if state.client_gone_at is None:
+                    queue.put_nowait(_sse_error(req, "usage could not be recorded; stream ended"))
+            finally:
+                # Always end the relay, or the client would wait forever.
+                queue.put_nowait(None)
 
     async def _next(
         self, chunks: AsyncIterator[StreamChunk], state: _StreamState

@@ -16,7 +16,7 @@ from typing import Any
 from meterline.domain.entities import EndUser, UsageEvent, UserKey
 from meterline.domain.money import to_nanos
 from meterline.domain.pricing import compute_charge
-from meterline.ports import Ledger, Prices, RecordStatus
+from meterline.ports import Ledger, Metrics, NoMetrics, Prices, RecordOutcome, RecordStatus
 from meterline.services.admission import Admission
 from meterline.services.alerts import AlertRecorder
 from meterline.services.auth import AuthContext
@@ -49,7 +49,10 @@ class Metering:
         admission: Admission,
         plans: PlanResolver,
         alerts: AlertRecorder,
+        *,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics: Metrics = metrics or NoMetrics()
         self._ledger = ledger
         self._prices = prices
         self._admission = admission
@@ -74,7 +77,7 @@ class Metering:
                 users[item.end_user_id] = user
             events.append((index, await self._price(ctx, user, item, now)))
 
-        outcomes = await self._ledger.record_events([event for _, event in events])
+        outcomes = await self._write([event for _, event in events])
         for (index, sent), outcome in zip(events, outcomes, strict=True):
             stored = outcome.event
             if outcome.status is RecordStatus.CONFLICT:
@@ -191,10 +194,24 @@ class Metering:
 
     async def record_priced(self, event: UsageEvent, now: datetime) -> UsageEvent:
         """Write one priced event (the gateway's path) and settle its counters."""
-        (outcome,) = await self._ledger.record_events([event])
+        (outcome,) = await self._write([event])
         if outcome.status is RecordStatus.RECORDED:
             await self._after_recorded(outcome.event, now)
         return outcome.event
+
+    async def _write(self, events: list[UsageEvent]) -> list[RecordOutcome]:
+        """The ledger write, counted by outcome (a failure is counted, then re-raised:
+        the caller must not acknowledge usage that is not durable)."""
+        if not events:
+            return []
+        try:
+            outcomes = await self._ledger.record_events(events)
+        except Exception:
+            self._metrics.ledger_write("error", len(events))
+            raise
+        for outcome in outcomes:
+            self._metrics.ledger_write(outcome.status.value)
+        return list(outcomes)
 
     async def _after_recorded(self, event: UsageEvent, now: datetime) -> None:
         if event.end_user_id is not None:

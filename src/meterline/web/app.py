@@ -12,7 +12,16 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from meterline.services.errors import ServiceError
-from meterline.web import billing_routes, gateway_routes, management_routes, provider_routes
+from meterline.web import (
+    billing_routes,
+    dashboard,
+    gateway_routes,
+    invoice_routes,
+    management_routes,
+    provider_routes,
+    stripe_routes,
+)
+from meterline.web.observability import install_observability
 from meterline.web.responses import ORJSON, error_response
 
 if TYPE_CHECKING:
@@ -75,8 +84,11 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
             return
         from meterline.config import load_settings
         from meterline.container import build_container
+        from meterline.observability import configure_logging
 
-        built = await build_container(settings or load_settings())
+        resolved = settings or load_settings()
+        configure_logging(resolved.log_level)  # this process serves the app: JSON logs
+        built = await build_container(resolved)
         app.state.container = built
         try:
             yield
@@ -93,10 +105,14 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     if container is not None:
         app.state.container = container  # usable without running the lifespan (tests)
     _install_error_handlers(app)
+    install_observability(app)
     app.include_router(gateway_routes.router)
     app.include_router(billing_routes.router)
     app.include_router(management_routes.router)
     app.include_router(provider_routes.router)
+    dashboard.install(app)
+    app.include_router(invoice_routes.router)
+    app.include_router(stripe_routes.router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness")
     async def healthz() -> ORJSON:

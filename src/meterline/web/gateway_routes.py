@@ -88,7 +88,10 @@ def _gateway_request(
     prompt = _text_of(body.get("messages") or body.get("input") or "") + _text_of(
         body.get("system") or body.get("instructions") or ""
     )
+    # The request id of the web middleware: header, log lines and ledger event id agree.
+    request_id = getattr(request.state, "request_id", None)
     return GatewayRequest(
+        **({"request_id": request_id} if request_id else {}),
         ctx=ctx,
         operation=operation,
         body=body,

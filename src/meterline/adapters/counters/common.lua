@@ -5,6 +5,8 @@
 -- Numbers that are stored go through Redis as strings (HINCRBY is exact int64);
 -- Lua numbers (doubles) are used only to compare, exact below 2^53.
 local DAY, MONTH, MINUTE, RES, REXP, IDX = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+-- 7: seed version, bumped by a settle that finds the windows absent (see seed.lua).
+local GEN = KEYS[7]
 local NOW, CUR_DAY, CUR_MONTH = ARGV[1], ARGV[2], ARGV[3]
 
 local function neg(s)

@@ -56,6 +56,7 @@ class MemoryCounters:
 
     def __init__(self) -> None:
         self._users: dict[UserKey, _User] = {}
+        self._versions: dict[UserKey, int] = {}
 
     # ------------------------------------------------------------ helpers
 
@@ -123,7 +124,14 @@ class MemoryCounters:
 
     # ------------------------------------------------------------ the port
 
-    async def seed(self, key: UserKey, totals: WindowTotals, now: datetime) -> None:
+    async def seed_version(self, key: UserKey) -> int:
+        return self._versions.setdefault(key, 0)
+
+    async def seed(
+        self, key: UserKey, totals: WindowTotals, now: datetime, *, version: int | None = None
+    ) -> bool:
+        if version is not None and self._versions.get(key, 0) != version:
+            return False
         w = Windows.at(now)
         user = self._user(key, w, create=True)
         if day_key(totals.day) == w.day and w.day not in user.days:
@@ -134,6 +142,7 @@ class MemoryCounters:
             user.months[w.month] = _Window(
                 totals.monthly_requests, totals.monthly_tokens, totals.monthly_cost_nanos
             )
+        return True
 
     async def snapshot(self, key: UserKey, now: datetime) -> UsageSnapshot:
         w = Windows.at(now)
@@ -193,6 +202,9 @@ class MemoryCounters:
         count = 0 if settled else 1
         day = user.days.get(w.day) if day_key(at) == w.day else None
         month = user.months.get(w.month) if month_key(at) == w.month else None
+        if (day is None and day_key(at) == w.day) or (month is None and month_key(at) == w.month):
+            if key in self._versions:  # a seed may be under way: it is redone
+                self._versions[key] += 1
         for win in (day, month):
             if win is not None:
                 win.requests += count

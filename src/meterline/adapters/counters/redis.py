@@ -129,15 +129,27 @@ class RedisCounters:
             f"{base}:res",
             f"{base}:rexp",
             f"{base}:idx",
+            f"{base}:gen",
         ]
 
     @staticmethod
     def _head(w: Windows) -> list[str | int]:
         return [w.now_ms, w.day, w.month]
 
-    async def seed(self, key: UserKey, totals: WindowTotals, now: datetime) -> None:
+    async def seed_version(self, key: UserKey) -> int:
+        name = f"{self._base(key)}:gen"
+        try:
+            await self._redis.set(name, 0, nx=True, px=MINUTE_TTL_MS)  # "a seed is under way"
+            value = await self._redis.get(name)
+        except _UNREACHABLE as exc:
+            raise CountersUnavailable(f"Redis unreachable: {type(exc).__name__}") from exc
+        return int(value or 0)
+
+    async def seed(
+        self, key: UserKey, totals: WindowTotals, now: datetime, *, version: int | None = None
+    ) -> bool:
         w = Windows.at(now)
-        await self._run(
+        reply = await self._run(
             self._seed_lua,
             keys=self._keys(key, w),
             args=[
@@ -152,8 +164,10 @@ class RedisCounters:
                 totals.monthly_cost_nanos,
                 w.day_left_ms + GRACE_MS,
                 w.month_left_ms + GRACE_MS,
+                _opt(version),
             ],
         )
+        return int(reply) == 1
 
     async def snapshot(self, key: UserKey, now: datetime) -> UsageSnapshot:
         w = Windows.at(now)
@@ -267,7 +281,7 @@ class RedisCounters:
     async def forget(self, key: UserKey) -> None:
         """Delete every key of the user (windows are named by the index set)."""
         base = self._base(key)
-        fixed = [f"{base}:{name}" for name in ("min", "res", "rexp", "idx")]
+        fixed = [f"{base}:{name}" for name in ("min", "res", "rexp", "idx", "gen")]
         try:
             windows = await self._redis.smembers(fixed[-1])
             await self._redis.delete(*fixed, *windows)

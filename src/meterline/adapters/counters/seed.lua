@@ -1,6 +1,8 @@
 -- ARGV: 4 seed day '1'/'0', 5 seed month, 6..8 day requests/tokens/cost,
 -- 9..11 month requests/tokens/cost, 12 day TTL ms, 13 month TTL ms.
--- Only absent hashes are written, so racing seeders cannot double a window.
+-- 14 expected seed version ('' = any). Only absent hashes are written, so racing
+-- seeders cannot double a window; a settle since the version was read refuses the seed.
+if ARGV[14] ~= '' and (redis.call('GET', GEN) or '0') ~= ARGV[14] then return 0 end
 expire_due()
 local function put(key, flag, r, t, c, ttl)
   if flag == '1' and redis.call('EXISTS', key) == 0 then

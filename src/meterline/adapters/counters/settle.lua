@@ -10,6 +10,14 @@ local function add(key)
   redis.call('HINCRBY', key, 'tokens', ARGV[5])
   redis.call('HINCRBY', key, 'cost', ARGV[6])
 end
+-- A window this event belongs to is absent while a seeder is at work (it created the
+-- version key): it may have read the ledger before this event committed, so bump the
+-- version and its seed is refused and redone. No seeder, no key: nothing is created.
+if ((ARGV[7] == '1' and redis.call('EXISTS', DAY) == 0)
+    or (ARGV[8] == '1' and redis.call('EXISTS', MONTH) == 0))
+    and redis.call('EXISTS', GEN) == 1 then
+  redis.call('INCR', GEN)
+end
 if ARGV[7] == '1' and redis.call('EXISTS', DAY) == 1 then
   add(DAY)
   in_day = true

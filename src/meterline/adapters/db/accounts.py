@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from meterline.adapters.db import tables as t
+from meterline.adapters.db.admins import AdminStore
 from meterline.adapters.db.credentials import CredentialStore
 from meterline.adapters.db.end_users import EndUserStore
 from meterline.adapters.db.engine import reading, writing
@@ -23,7 +24,7 @@ _a = t.alerts.c
 _o = t.price_overrides.c
 
 
-class SqlAccounts(ProjectStore, PlanStore, EndUserStore, CredentialStore):
+class SqlAccounts(ProjectStore, PlanStore, EndUserStore, CredentialStore, AdminStore):
     """Organizations, projects, keys, plans, end users, alerts and price overrides.
 
     ``SqlAccounts(engine, clock=None)``: the clock stamps ``created_at`` (system UTC

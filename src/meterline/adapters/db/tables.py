@@ -22,10 +22,12 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 from meterline.adapters.db.types import DecimalText, UTCDateTime
@@ -35,6 +37,8 @@ __all__ = [
     "alerts",
     "api_keys",
     "end_users",
+    "invoice_counters",
+    "invoice_event_links",
     "invoice_lines",
     "invoices",
     "metadata",
@@ -273,8 +277,8 @@ invoices = Table(
     Column("end_user_id", String(256), nullable=False),
     Column("period_start", Date, nullable=False),
     Column("period_end", Date, nullable=False),
-    Column("status", String(16), nullable=False),  # draft | finalized | void | paid
-    Column("number", String(64), nullable=True, unique=True),
+    Column("status", String(16), nullable=False),  # domain.invoices.InvoiceStatus
+    Column("number", String(64), nullable=True),  # per (project, environment), see 0002
     Column("currency", String(3), nullable=False),
     Column("subtotal_cents", BigInteger, nullable=False),
     Column("total_cents", BigInteger, nullable=False),
@@ -282,6 +286,7 @@ invoices = Table(
     _created(),
     Column("finalized_at", UTCDateTime(), nullable=True),
     Column("voided_at", UTCDateTime(), nullable=True),
+    Column("hosted_invoice_url", String(500), nullable=True),
     UniqueConstraint(
         "project_id",
         "environment",
@@ -290,6 +295,8 @@ invoices = Table(
         "period_end",
         name="uq_invoices_user_period",
     ),
+    UniqueConstraint("project_id", "environment", "number"),
+    Index("ix_invoices_stripe_invoice_id", "stripe_invoice_id"),
 )
 
 invoice_lines = Table(
@@ -307,7 +314,41 @@ invoice_lines = Table(
     Column("markup_nanos", BigInteger, nullable=False),
     Column("charge_nanos", BigInteger, nullable=False),
     Column("amount_cents", BigInteger, nullable=False),
-    UniqueConstraint("invoice_id", "provider", "model"),
+    Column("late", Boolean, nullable=False, server_default=false()),
+    Column("unpriced_requests", BigInteger, nullable=False, server_default="0"),
+    UniqueConstraint("invoice_id", "provider", "model", "late"),
+)
+
+#: Which finalized invoice billed each usage event. The ledger stays append-only (events
+#: are never updated to say so), and the primary key on ``event_pk`` is what guarantees
+#: that no event is ever on two invoices, even when two finalizations race.
+invoice_event_links = Table(
+    "invoice_event_links",
+    metadata,
+    Column(
+        "event_pk",
+        String(64),
+        ForeignKey("usage_events.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column(
+        "invoice_id",
+        String(64),
+        ForeignKey("invoices.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+)
+
+#: The last invoice number issued per (project, environment): incremented with an atomic
+#: upsert inside the finalizing transaction, so numbers have no gaps and no repeats.
+invoice_counters = Table(
+    "invoice_counters",
+    metadata,
+    _project_fk(),
+    Column("environment", String(8), nullable=False),
+    Column("last_number", BigInteger, nullable=False),
+    PrimaryKeyConstraint("project_id", "environment"),
 )
 
 stripe_connections = Table(

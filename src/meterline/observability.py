@@ -1,0 +1,110 @@
+"""Structured JSON logs (structlog) for the whole process, with secrets scrubbed.
+
+Every record — ours, uvicorn's, SQLAlchemy's — goes through one formatter: a JSON line
+with a UTC timestamp, the level, the logger, the event and the request id bound by the
+web middleware (``structlog.contextvars``), so a response's ``x-meterline-request-id``
+finds its log lines. A billing gateway handles API keys, provider keys and Stripe
+secrets on every request, so the last step before rendering scrubs anything shaped like
+one, in messages and tracebacks alike: a leak through a log line is still a leak.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import IO, Any
+
+import orjson
+import structlog
+
+__all__ = ["REDACTED", "configure_logging", "redact_secrets", "scrub"]
+
+REDACTED = "[redacted]"
+
+#: Shapes of secrets: our project keys, OpenAI/Anthropic-style keys, Stripe keys and
+#: webhook secrets, bearer tokens, and ``key=value`` pairs with a secret-sounding name.
+_SECRET = re.compile(
+    r"mk_(?:live|test)_[A-Za-z0-9_\-]+"
+    r"|\bsk-[A-Za-z0-9_\-]{6,}"
+    r"|\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]+"
+    r"|\bwhsec_[A-Za-z0-9]+"
+    r"|(?i:bearer)\s+[A-Za-z0-9_\-\.=]+"
+)
+_SECRET_KEYS = frozenset(
+    {"authorization", "api_key", "apikey", "x-api-key", "password", "secret", "token",
+     "secret_key", "stripe_secret_key", "access_token", "refresh_token", "cookie"}
+)  # fmt: skip
+
+
+def scrub(text: str) -> str:
+    """``text`` with every secret-shaped substring replaced."""
+    return _SECRET.sub(REDACTED, text)
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {
+            k: REDACTED if str(k).lower() in _SECRET_KEYS else _clean(v) for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def redact_secrets(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Any:
+    """structlog processor: drop secret-named fields, scrub secret-shaped strings."""
+    for key in list(event_dict):
+        if key.lower() in _SECRET_KEYS:
+            event_dict[key] = REDACTED
+        else:
+            event_dict[key] = _clean(event_dict[key])
+    return event_dict
+
+
+def _dumps(obj: Any, **_: Any) -> str:
+    return orjson.dumps(obj, default=str).decode()
+
+
+def configure_logging(level: str = "info", *, stream: IO[str] | None = None) -> logging.Handler:
+    """Route all logging through one JSON formatter on ``stream`` (stderr by default).
+
+    Replaces the root handlers and uvicorn's own, and silences uvicorn's access log: the
+    web middleware writes one access line per request, with its request id. Returns the
+    installed handler (tests capture through it).
+    """
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            redact_secrets,
+            structlog.processors.JSONRenderer(serializer=_dumps),
+        ],
+    )
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers = []
+        logger.propagate = True
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    return handler
