@@ -188,7 +188,7 @@ async def build_container(
         drain_timeout=settings.stream_drain_timeout_seconds,
         metrics=metrics,
     )
-    invoices = SqlInvoices(engine)
+    invoices = SqlInvoices(engine, clock)
     stripe_payments = StripePayments(settings) if settings.stripe_secret_key else None
     stripe_sync = (
         StripeSync(

@@ -18,9 +18,8 @@ from meterline.container import Container, build_container
 from meterline.domain.entities import Environment, UserKey
 from meterline.domain.invoices import Invoice, InvoiceStatus, compute_lines
 from meterline.services.bootstrap import initialize
-from meterline.services.stripe_sync import StripeOptions, StripeSync
+from meterline.services.stripe_sync import StripeSync
 from meterline.testing.fake_stripe import FakeStripe, running_fake_stripe
-from meterline.web import stripe_routes
 from meterline.web.app import create_app
 
 PERIOD = (date(2026, 11, 1), date(2026, 11, 30))
@@ -121,22 +120,15 @@ class App:
 
 
 async def make_app(settings: Settings, fake: FakeStripe, clock: Any) -> AsyncIterator[App]:
+    # The container wires Stripe itself when a platform key is configured: use its parts,
+    # so these tests also prove the wiring.
     container = await build_container(settings, clock=clock)
     init = await initialize(container.accounts)
-    payments = StripePayments(settings)
+    sync, payments = container.stripe_sync, container.stripe_payments
+    assert sync is not None and payments is not None
     store = SqlStripeStore(container.engine, clock)
-    invoices = SqlInvoices(container.engine, clock)
-    sync = StripeSync(
-        payments,
-        store,
-        invoices,
-        container.accounts,
-        clock,
-        StripeOptions(state_secret=settings.resolved_secret_key()),
-    )
-    container.stripe_sync = sync  # type: ignore[attr-defined]
+    invoices = container.invoices
     app = create_app(container=container)
-    app.include_router(stripe_routes.router)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://meterline") as client:
         yield App(
@@ -153,7 +145,6 @@ async def make_app(settings: Settings, fake: FakeStripe, clock: Any) -> AsyncIte
             payments,
             app,
         )
-    await payments.aclose()
     await container.close()
 
 

@@ -212,3 +212,14 @@ async def test_a_revoked_account_is_a_clear_error_not_a_500(app):
     r = await app.post(send_path(invoice.id))
     assert r.status_code == 409, r.text
     assert r.json()["error"]["code"] == "stripe_account_unavailable"
+
+
+async def test_voiding_a_sent_invoice_voids_it_at_stripe_first(app):
+    account = await app.connect()
+    invoice = await billed_user(app, "vera")
+    sent = (await app.post(send_path(invoice.id))).json()
+    r = await app.post(f"/api/v1/billing/invoices/{invoice.id}/void")
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "void"
+    [stripe_inv] = app.fake.invoices(account)
+    assert stripe_inv["id"] == sent["stripe_invoice_id"] and stripe_inv["status"] == "void"

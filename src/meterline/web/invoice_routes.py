@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
-from meterline.domain.invoices import Invoice
+from meterline.domain.invoices import Invoice, InvoiceStatus
 from meterline.ports import PriceOverride
 from meterline.services.auth import AuthContext
 from meterline.services.errors import Conflict, Invalid, ServiceError
@@ -196,7 +196,20 @@ async def finalize(request: Request, ctx: Auth, invoice_id: str = InvoiceId) -> 
 
 @router.post("/invoices/{invoice_id}/void", summary="Void an open or uncollectible invoice")
 async def void(request: Request, ctx: Auth, invoice_id: str = InvoiceId) -> ORJSON:
-    return ORJSON(invoice_dict(await container_of(request).invoicing.void(ctx, invoice_id)))
+    """A sent invoice is voided at Stripe first, so the customer can no longer pay it."""
+    container = container_of(request)
+    invoice = await container.invoicing.get(ctx, invoice_id)
+    if invoice.stripe_invoice_id and invoice.status in (
+        InvoiceStatus.OPEN,
+        InvoiceStatus.UNCOLLECTIBLE,
+    ):
+        if container.stripe_sync is None:
+            raise Conflict(
+                "This invoice was sent through Stripe; configure Stripe to void it there.",
+                code="stripe_unavailable",
+            )
+        await container.stripe_sync.void_remote(ctx, invoice)
+    return ORJSON(invoice_dict(await container.invoicing.void(ctx, invoice_id)))
 
 
 @router.post("/invoices/{invoice_id}/mark-uncollectible", summary="Write an invoice off")
