@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 UV = $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: install run test lint types imports pytest chromium
+.PHONY: install run test lint types imports pytest bench bench-deps chromium
 
 install:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -33,3 +33,23 @@ pytest: install chromium
 	$(UV) run pytest
 
 test: lint types imports pytest
+
+# Benchmarks side by side with nginx, Portkey and LiteLLM (issue 7): installs what it needs,
+# runs every scenario (≈ 15 minutes on 2 cores; PostgreSQL on 127.0.0.1:5432 and Redis on
+# 6379 must be up), then writes bench/RESULTS.md. BENCH_ARGS passes options to bench/run.py,
+# e.g. `make bench BENCH_ARGS="--quick"` for a 2-second smoke run.
+BENCH_ARGS ?= --scale 1000000
+PORTKEY = bench/.node/node_modules/@portkey-ai/gateway/build/start-server.js
+
+bench-deps: install
+	@command -v wrk >/dev/null 2>&1 && command -v nginx >/dev/null 2>&1 || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx; }
+	@test -f $(PORTKEY) || { cd bench/.node && npm install --no-audit --no-fund; }
+	@test -x bench/.litellm-venv/bin/litellm || \
+		{ python3 -m venv bench/.litellm-venv && bench/.litellm-venv/bin/pip install -q 'litellm[proxy]'; }
+	@test -x bench/.tools-venv/bin/py-spy || \
+		{ python3 -m venv bench/.tools-venv && bench/.tools-venv/bin/pip install -q py-spy; }
+
+bench: bench-deps
+	$(UV) run python bench/run.py $(BENCH_ARGS)
+	$(UV) run python bench/report.py

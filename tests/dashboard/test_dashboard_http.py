@@ -206,3 +206,67 @@ async def test_invoices_generate_finalize_and_export(dash_client):
     csv = await client.get("/dashboard/invoices.csv")
     assert csv.status_code == 200 and "inv-user" in csv.text
     assert "open" in (await client.get("/dashboard/revenue")).text
+
+
+async def test_end_user_table_sorts_and_sums_like_the_usage_api(dash_client):
+    client, dash = dash_client
+    await sign_in(client)
+    async with _api(client, dash.test_key) as api:
+        for user, cost, n in (("a-small", "0.01", 1), ("b-big", "0.5", 3), ("c-none", None, 0)):
+            if n == 0:
+                await api.get(QUOTA, params={"end_user_id": user})
+            for i in range(n):
+                event = {"end_user_id": user, "model": "gpt-4o-mini", "cost_usd": cost}
+                r = await api.post(
+                    "/api/v1/billing/usage-events",
+                    json=event | {"prompt_tokens": 10 * (i + 1), "completion_tokens": 5},
+                )
+                assert r.status_code == 200, r.text
+        usage = (await api.get("/api/v1/billing/end-users/b-big/usage")).json()["data"]
+    table = await dash.container.dashboard.end_users(_ctx(dash), sort="revenue")
+    assert [r.user.end_user_id for r in table.rows] == ["b-big", "a-small", "c-none"]
+    big = table.rows[0]
+    assert big.month.requests == big.today.requests == 3 == sum(d["requests"] for d in usage)
+    assert big.month.charge == Decimal(usage[-1]["charge_usd"])
+    page = (await client.get("/dashboard/end-users?sort=tokens&q=B-B")).text
+    assert "b-big" in page and "a-small" not in page
+    page = (await client.get("/dashboard/end-users?blocked=true")).text
+    assert "No end user matches these filters" in page
+
+
+async def test_project_picker_appears_with_two_projects_and_scopes_pages(dash_client):
+    client, dash = dash_client
+    project = await dash.container.accounts.get_project(dash.project_id)
+    other = await dash.container.accounts.create_project(project.organization_id, "Second app")
+    csrf = await sign_in(client)
+    page = (await client.get("/dashboard/plans")).text
+    assert 'id="project-picker"' in page and "Second app" in page
+    assert "Default" in page  # the first project's default plan
+    r = await client.post(
+        "/dashboard/scope",
+        data={"csrf_token": csrf, "project_id": other.id, "next": "/dashboard/plans"},
+    )
+    assert r.status_code == 303
+    page = (await client.get("/dashboard/plans")).text
+    assert "No plan yet" in page  # the second project has none
+    # a project of another organization cannot be chosen
+    stranger = await dash.container.accounts.create_organization("Other org")
+    foreign = await dash.container.accounts.create_project(stranger, "Not yours")
+    await client.post(
+        "/dashboard/scope", data={"csrf_token": csrf, "project_id": foreign.id, "next": "/x"}
+    )
+    assert "Not yours" not in (await client.get("/dashboard/plans")).text
+
+
+async def test_cookie_is_secure_over_https(dash_client):
+    client, _ = dash_client
+    secure = httpx_client(client, "https://meterline")
+    async with secure:
+        page = await secure.get("/dashboard/login")
+        assert "secure" in page.headers["set-cookie"].lower()
+
+
+def httpx_client(client, base_url):
+    import httpx
+
+    return httpx.AsyncClient(transport=client._transport, base_url=base_url)

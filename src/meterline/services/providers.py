@@ -41,6 +41,10 @@ class ProviderCredentials:
         self._known = frozenset(known_providers)
         self._cache: TTLCache[dict[str, ProjectCredential]] = TTLCache(cache_ttl_seconds)
 
+    @property
+    def known_providers(self) -> frozenset[str]:
+        return self._known
+
     async def for_project(self, project_id: str) -> Mapping[str, ProjectCredential]:
         async def load() -> dict[str, ProjectCredential]:
             out: dict[str, ProjectCredential] = {}

@@ -23,6 +23,11 @@ if TYPE_CHECKING:
 __all__ = ["Admin", "AdminDep", "redirect", "render", "signer", "verified_form"]
 
 
+LIVE_TEMPLATES = frozenset(
+    {"end_users_live.html", "end_user_live.html", "plans_live.html", "revenue_live.html"}
+)
+
+
 def signer(request: Request) -> SessionSigner:
     container = container_of(request)
     cached = getattr(request.app.state, "dashboard_signer", None)
@@ -85,9 +90,9 @@ def render(
             invoicing_available=getattr(admin.container, "invoicing", None) is not None,
         )
     base.update(context)
-    if request.query_params.get("fragment") == "1":
-        name = template.replace(".html", "_live.html")
-        return templates.TemplateResponse(request, name, base, status_code=status_code)
+    live = template.replace(".html", "_live.html")
+    if request.query_params.get("fragment") == "1" and live in LIVE_TEMPLATES:
+        return templates.TemplateResponse(request, live, base, status_code=status_code)
     response = templates.TemplateResponse(request, template, base, status_code=status_code)
     response.headers["Cache-Control"] = "no-store"
     if admin is None:  # the login page hands out the pre-login CSRF token

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 
-from meterline.domain.money import money_str
+from meterline.domain.money import minor_unit_exponent, money_str
 
 __all__ = ["bar_chart", "money_display", "templates"]
 
@@ -103,8 +103,16 @@ def bar_chart(
     )
 
 
+def minor_units(amount: int, currency: str) -> str:
+    """An invoice total in minor units as the currency writes it (USD 1234 → 12.34,
+    JPY 1234 → 1234), exactly: no float on the way."""
+    exp = minor_unit_exponent(currency)
+    return f"{Decimal(amount).scaleb(-exp):.{exp}f}"
+
+
 def _globals() -> dict[str, Any]:
     return {
+        "minor_units": minor_units,
         "money": money_display,
         "money_exact": money_exact,
         "number": number,

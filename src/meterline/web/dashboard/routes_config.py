@@ -36,7 +36,7 @@ async def _page(request: Request, admin: Admin, status_code: int = 200, **extra:
         keys=keys,
         key_prefix=env_keys[0].prefix if env_keys else None,
         credentials=await c.credentials.listing(admin.ctx),
-        providers=sorted(getattr(c.credentials, "_known", ())),
+        providers=sorted(c.credentials.known_providers),
         stripe=stripe,
         base_url=str(request.base_url).rstrip("/"),
         **extra,
