@@ -37,7 +37,7 @@ class PrometheusMetrics:
         )
         self._request_seconds = Histogram(
             "meterline_http_request_duration_seconds",
-            "Time to the response's first byte, by route template",
+            "Time until the response is complete (streams included), by route template",
             ["route"],
             registry=r,
             buckets=_LATENCY_BUCKETS,

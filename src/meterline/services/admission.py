@@ -193,6 +193,15 @@ class Admission:
             except CountersUnavailable:
                 self._stale.add(key)  # forgotten (and reseeded) once Redis answers again
 
+    async def resync(self, key: UserKey) -> None:
+        """Rebuild the user's counters from the ledger on next use. For a replayed event:
+        its first attempt may have committed and then died before settling the counters
+        (a crashed process), and the replay itself settles nothing."""
+        try:
+            await self._counters.forget(key)
+        except CountersUnavailable:
+            self._stale.add(key)
+
     async def release(self, key: UserKey, reservation_id: str) -> None:
         try:
             await self._counters.release(key, reservation_id, now=self._clock.now())

@@ -91,6 +91,10 @@ class Metering:
                 continue
             if outcome.status is RecordStatus.RECORDED:
                 await self._after_recorded(stored, now)
+            elif stored.end_user_id is not None:  # a retry: its first try may not have settled
+                await self._admission.resync(
+                    UserKey(stored.project_id, stored.environment, stored.end_user_id)
+                )
             results[index] = EventResult(
                 index,
                 stored.event_id,

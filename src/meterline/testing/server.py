@@ -61,7 +61,9 @@ class ServerProcess:
 @contextmanager
 def running_servers(count: int, env: Mapping[str, str]) -> Iterator[list[ServerProcess]]:
     """``count`` uvicorn processes of the app, configured by ``env`` (METERLINE_*)."""
-    full_env = {**os.environ, **env}
+    # Warnings only unless asked: stderr is a pipe read at exit, and a full pipe (JSON
+    # access lines at info) would block the server.
+    full_env = {"METERLINE_LOG_LEVEL": "warning", **os.environ, **env}
     servers: list[ServerProcess] = []
     try:
         for _ in range(count):

@@ -283,7 +283,7 @@ class RedisCounters:
         base = self._base(key)
         fixed = [f"{base}:{name}" for name in ("min", "res", "rexp", "idx", "gen")]
         try:
-            windows = await self._redis.smembers(fixed[-1])
+            windows = await self._redis.smembers(f"{base}:idx")
             await self._redis.delete(*fixed, *windows)
         except _UNREACHABLE as exc:
             raise CountersUnavailable(f"Redis unreachable: {type(exc).__name__}") from exc
