@@ -153,13 +153,18 @@ class Procs:
     def __init__(self) -> None:
         self.running: list[Proc] = []
 
-    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None,
-              cwd: Path | None = None) -> Proc:
+    def start(
+        self, name: str, argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> Proc:
         log_path = OUT / "logs" / f"{name}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         fh = log_path.open("wb")
-        popen = subprocess.Popen(  # noqa: S603
-            argv, env={**os.environ, **(env or {})}, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT,
+        popen = subprocess.Popen(
+            argv,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         proc = Proc(name, popen, log_path)
@@ -176,8 +181,13 @@ class Procs:
             self.stop(proc)
 
 
-def wait_http(proc: Proc, url: str, timeout: float = 90, ok: tuple[int, ...] = (200,),
-              headers: dict[str, str] | None = None) -> None:
+def wait_http(
+    proc: Proc,
+    url: str,
+    timeout: float = 90,
+    ok: tuple[int, ...] = (200,),
+    headers: dict[str, str] | None = None,
+) -> None:
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
@@ -214,26 +224,54 @@ class Load:
     warmup: float
     results: dict[str, Any] = field(default_factory=dict)
 
-    def wrk(self, key: str, url: str, script: str, conns: int, env: dict[str, str],
-            server: Proc | None = None, duration: float | None = None,
-            warmup: float | None = None, timeout: str = "10s") -> dict[str, Any]:
+    def wrk(
+        self,
+        key: str,
+        url: str,
+        script: str,
+        conns: int,
+        env: dict[str, str],
+        server: Proc | None = None,
+        duration: float | None = None,
+        warmup: float | None = None,
+        timeout: str = "10s",
+    ) -> dict[str, Any]:
         duration = duration or self.duration
         warmup = self.warmup if warmup is None else warmup
-        full_env = {**os.environ, "BENCH_LUA_DIR": str(WRK_DIR), "BENCH_USERS": str(USERS),
-                    **env}
-        argv = ["wrk", "-t1", f"-c{conns}", "--timeout", timeout, "--latency",
-                "-s", str(WRK_DIR / script)]
+        full_env = {**os.environ, "BENCH_LUA_DIR": str(WRK_DIR), "BENCH_USERS": str(USERS), **env}
+        argv = [
+            "wrk",
+            "-t1",
+            f"-c{conns}",
+            "--timeout",
+            timeout,
+            "--latency",
+            "-s",
+            str(WRK_DIR / script),
+        ]
         if warmup > 0:
-            subprocess.run([*argv, f"-d{warmup:g}s", url], env=full_env,  # noqa: S603
-                           capture_output=True, check=False, timeout=warmup + 60)
+            subprocess.run(
+                [*argv, f"-d{warmup:g}s", url],
+                env=full_env,
+                capture_output=True,
+                check=False,
+                timeout=warmup + 60,
+            )
         cpu0 = server.cpu_seconds() if server else 0.0
         t0 = time.monotonic()
-        proc = subprocess.run([*argv, f"-d{duration:g}s", url], env=full_env,  # noqa: S603
-                              capture_output=True, text=True, check=False, timeout=duration + 90)
+        proc = subprocess.run(
+            [*argv, f"-d{duration:g}s", url],
+            env=full_env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=duration + 90,
+        )
         wall = time.monotonic() - t0
         cpu = (server.cpu_seconds() - cpu0) if server else None
         (RAW / f"{key}.txt").write_text(
-            f"$ {' '.join(argv)} -d{duration:g}s {url}\n{proc.stdout}{proc.stderr}")
+            f"$ {' '.join(argv)} -d{duration:g}s {url}\n{proc.stdout}{proc.stderr}"
+        )
         m = re.search(r"^BENCH_JSON (.*)$", proc.stdout, re.M)
         if not m:
             raise RuntimeError(f"wrk {key} failed: {proc.stdout}\n{proc.stderr}")
@@ -245,18 +283,21 @@ class Load:
         if cpu is not None:
             data["server_cpu_pct"] = 100 * cpu / wall
         self.results[key] = data
-        log(f"  {key:32} c={conns:<3} {data['rps']:9.1f} req/s  p50 {data['p50_us'] / 1000:7.2f} ms"
+        log(
+            f"  {key:32} c={conns:<3} {data['rps']:9.1f} req/s  p50 {data['p50_us'] / 1000:7.2f} ms"
             f"  p99 {data['p99_us'] / 1000:7.2f} ms  errors {data['non_2xx']}+"
             f"{data['read_errors'] + data['timeouts'] + data['connect_errors']}"
-            + (f"  server cpu {data['server_cpu_pct']:.0f}%" if cpu is not None else ""))
+            + (f"  server cpu {data['server_cpu_pct']:.0f}%" if cpu is not None else "")
+        )
         return data
 
 
 # --------------------------------------------------------------------------- meterline
 
 
-def meterline_env(home: Path, fake_url: str, database_url: str | None = None,
-                  redis_url: str | None = None) -> dict[str, str]:
+def meterline_env(
+    home: Path, fake_url: str, database_url: str | None = None, redis_url: str | None = None
+) -> dict[str, str]:
     env = {
         "METERLINE_HOME": str(home),
         "METERLINE_LOG_LEVEL": "warning",  # no uvicorn access log line per request
@@ -276,8 +317,14 @@ def meterline_init(env: dict[str, str]) -> str:
     for var in ("METERLINE_DATABASE_URL", "METERLINE_REDIS_URL"):
         if var not in env:
             full.pop(var, None)
-    out = subprocess.run([*METERLINE, "init", "--json"], env=full, capture_output=True,  # noqa: S603
-                         text=True, check=True, cwd=ROOT)
+    out = subprocess.run(
+        [*METERLINE, "init", "--json"],
+        env=full,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
     data = json.loads(out.stdout.strip().splitlines()[-1])
     key = data.get("live_key")
     if not key:
@@ -285,11 +332,16 @@ def meterline_init(env: dict[str, str]) -> str:
     return str(key)
 
 
-def meterline_serve(procs: Procs, name: str, env: dict[str, str], port: int,
-                    workers: int = 1) -> Proc:
+def meterline_serve(
+    procs: Procs, name: str, env: dict[str, str], port: int, workers: int = 1
+) -> Proc:
     full = dict(env)
-    proc = procs.start(name, [*METERLINE, "serve", "--port", str(port), "--workers", str(workers)],
-                       env=full, cwd=ROOT)
+    proc = procs.start(
+        name,
+        [*METERLINE, "serve", "--port", str(port), "--workers", str(workers)],
+        env=full,
+        cwd=ROOT,
+    )
     wait_http(proc, f"http://127.0.0.1:{port}/readyz")
     return proc
 
@@ -300,13 +352,25 @@ def setup_plan(url: str, key: str) -> dict[str, Any]:
     r.raise_for_status()
     plan = r.json()
     # Sanity: a fresh end user lands on this plan, and a gateway call is metered.
-    q = httpx.get(f"{url}/api/v1/billing/check-quota",
-                  params={"end_user_id": "bench_probe", "model": MODEL}, headers=h, timeout=30)
+    q = httpx.get(
+        f"{url}/api/v1/billing/check-quota",
+        params={"end_user_id": "bench_probe", "model": MODEL},
+        headers=h,
+        timeout=30,
+    )
     q.raise_for_status()
     if q.json()["rate_plan"]["id"] != plan["id"]:
         raise RuntimeError(f"new end users do not get the bench plan: {q.json()}")
-    c = httpx.post(f"{url}/v1/chat/completions", headers=h, timeout=30, json={
-        "model": MODEL, "user": "bench_probe", "messages": [{"role": "user", "content": "hi"}]})
+    c = httpx.post(
+        f"{url}/v1/chat/completions",
+        headers=h,
+        timeout=30,
+        json={
+            "model": MODEL,
+            "user": "bench_probe",
+            "messages": [{"role": "user", "content": "hi"}],
+        },
+    )
     c.raise_for_status()
     if "x-meterline-request-id" not in c.headers or "x-ratelimit-limit-requests" not in c.headers:
         raise RuntimeError(f"gateway reply lacks metering/limit headers: {dict(c.headers)}")
@@ -318,12 +382,16 @@ def preseed_users(url: str, key: str, prefix: str = "bench_user_", n: int = USER
 
     async def go() -> None:
         sem = asyncio.Semaphore(16)
-        async with httpx.AsyncClient(base_url=url, timeout=120,
-                                     headers={"Authorization": f"Bearer {key}"}) as client:
+        async with httpx.AsyncClient(
+            base_url=url, timeout=120, headers={"Authorization": f"Bearer {key}"}
+        ) as client:
+
             async def one(i: int) -> None:
                 async with sem:
-                    r = await client.get("/api/v1/billing/check-quota",
-                                         params={"end_user_id": f"{prefix}{i}", "model": MODEL})
+                    r = await client.get(
+                        "/api/v1/billing/check-quota",
+                        params={"end_user_id": f"{prefix}{i}", "model": MODEL},
+                    )
                     r.raise_for_status()
 
             await asyncio.gather(*(one(i) for i in range(n)))
@@ -341,16 +409,48 @@ def ledger_count(database_url: str) -> int:
 
         with contextlib.closing(sqlite3.connect(database_url.split("///", 1)[1])) as db:
             return int(db.execute("select count(*) from usage_events").fetchone()[0])
-    out = subprocess.run(["psql", f"{PG_BASE}/{PG_DB}", "-tAc",  # noqa: S603
-                          "select count(*) from usage_events"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["psql", f"{PG_BASE}/{PG_DB}", "-tAc", "select count(*) from usage_events"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return int(out.stdout.strip())
+
+
+PG_STATS = (
+    "sessions",
+    "xact_commit",
+    "xact_rollback",
+    "tup_inserted",
+    "tup_updated",
+    "tup_fetched",
+    "tup_returned",
+    "blks_hit",
+    "blks_read",
+)
+
+
+def pg_stats() -> dict[str, int]:
+    """This database's counters from pg_stat_database (flushed by backends within ~1 s)."""
+    time.sleep(1.5)
+    out = subprocess.run(
+        [
+            "psql",
+            f"{PG_BASE}/postgres",
+            "-tAc",
+            f"select {', '.join(PG_STATS)} from pg_stat_database where datname = '{PG_DB}'",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return dict(zip(PG_STATS, map(int, out.stdout.strip().split("|")), strict=True))
 
 
 def pg_recreate() -> None:
     for sql in (f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)", f"CREATE DATABASE {PG_DB}"):
-        subprocess.run(["psql", f"{PG_BASE}/postgres", "-qc", sql], check=True,  # noqa: S603
-                       capture_output=True)
+        subprocess.run(["psql", f"{PG_BASE}/postgres", "-qc", sql], check=True, capture_output=True)
 
 
 def redis_flush() -> None:
@@ -364,8 +464,9 @@ def redis_flush() -> None:
 # --------------------------------------------------------------------------- ingest
 
 
-def ingest_batches(url: str, key: str, label: str, seconds: float, concurrency: int = 2,
-                   max_batches: int = 400) -> dict[str, Any]:
+def ingest_batches(
+    url: str, key: str, label: str, seconds: float, concurrency: int = 2, max_batches: int = 400
+) -> dict[str, Any]:
     """POST batches of 1,000 distinct events for ``seconds``; events/s actually recorded."""
     import orjson
 
@@ -373,11 +474,22 @@ def ingest_batches(url: str, key: str, label: str, seconds: float, concurrency: 
     now = datetime.now(UTC).isoformat()
 
     def body(b: int) -> bytes:
-        return orjson.dumps({"events": [{
-            "end_user_id": f"bench_user_{(b * 1000 + i) % USERS}", "model": MODEL,
-            "prompt_tokens": 812, "completion_tokens": 95, "event_id": f"batch-{run}-{b}-{i}",
-            "timestamp": now, "latency_ms": 420,
-        } for i in range(1000)]})
+        return orjson.dumps(
+            {
+                "events": [
+                    {
+                        "end_user_id": f"bench_user_{(b * 1000 + i) % USERS}",
+                        "model": MODEL,
+                        "prompt_tokens": 812,
+                        "completion_tokens": 95,
+                        "event_id": f"batch-{run}-{b}-{i}",
+                        "timestamp": now,
+                        "latency_ms": 420,
+                    }
+                    for i in range(1000)
+                ]
+            }
+        )
 
     async def go() -> dict[str, Any]:
         h = {"Authorization": f"Bearer {key}", "content-type": "application/json"}
@@ -386,6 +498,7 @@ def ingest_batches(url: str, key: str, label: str, seconds: float, concurrency: 
         next_batch = 0
         deadline = time.monotonic() + seconds
         async with httpx.AsyncClient(base_url=url, headers=h, timeout=300) as client:
+
             async def worker() -> None:
                 nonlocal recorded, failed, sent, next_batch
                 while time.monotonic() < deadline and next_batch < max_batches:
@@ -405,16 +518,22 @@ def ingest_batches(url: str, key: str, label: str, seconds: float, concurrency: 
             wall = time.monotonic() - t0
         latencies.sort()
         return {
-            "batches": sent, "events_recorded": recorded, "events_not_recorded": failed,
-            "seconds": wall, "events_per_s": recorded / wall, "concurrency": concurrency,
+            "batches": sent,
+            "events_recorded": recorded,
+            "events_not_recorded": failed,
+            "seconds": wall,
+            "events_per_s": recorded / wall,
+            "concurrency": concurrency,
             "batch_p50_ms": 1000 * latencies[len(latencies) // 2] if latencies else None,
             "batch_max_ms": 1000 * latencies[-1] if latencies else None,
         }
 
     result = asyncio.run(go())
-    log(f"  ingest {label:10} {result['events_per_s']:9.0f} events/s  ({result['batches']} "
+    log(
+        f"  ingest {label:10} {result['events_per_s']:9.0f} events/s  ({result['batches']} "
         f"batches, {result['events_not_recorded']} not recorded, batch p50 "
-        f"{result['batch_p50_ms']:.0f} ms)")
+        f"{result['batch_p50_ms']:.0f} ms)"
+    )
     return result
 
 
@@ -426,16 +545,26 @@ class Bench:
         self.args = args
         self.procs = Procs()
         self.load = Load(args.duration, args.warmup)
-        self.results: dict[str, Any] = {"wrk": self.load.results, "ingest": {}, "notes": [],
-                                        "servers": {}}
+        self.results: dict[str, Any] = {
+            "wrk": self.load.results,
+            "ingest": {},
+            "notes": [],
+            "servers": {},
+        }
         self.fake_url = ""
         self.fake: Proc | None = None
 
     def want(self, name: str) -> bool:
         return not self.args.only or name in self.args.only
 
-    def proxy_pair(self, name: str, url: str, env: dict[str, str], server: Proc | None,
-                   script: str = "chat.lua") -> None:
+    def proxy_pair(
+        self,
+        name: str,
+        url: str,
+        env: dict[str, str],
+        server: Proc | None,
+        script: str = "chat.lua",
+    ) -> None:
         """The two gateway measurements: concurrency 1 (latency) and N (throughput)."""
         self.load.wrk(f"{name}_c1", url, script, 1, env, server)
         self.load.wrk(f"{name}_c{self.args.conns}", url, script, self.args.conns, env, server)
@@ -446,9 +575,19 @@ class Bench:
 
     def start_fake(self) -> None:
         port = free_port()
-        self.fake = self.procs.start("fake_upstream", [
-            PY, "-m", "meterline.testing.fake_upstream", "--port", str(port),
-            "--workers", str(self.args.fake_workers)], cwd=ROOT)
+        self.fake = self.procs.start(
+            "fake_upstream",
+            [
+                PY,
+                "-m",
+                "meterline.testing.fake_upstream",
+                "--port",
+                str(port),
+                "--workers",
+                str(self.args.fake_workers),
+            ],
+            cwd=ROOT,
+        )
         self.fake_url = f"http://127.0.0.1:{port}"
         wait_http(self.fake, f"{self.fake_url}/healthz")
         log(f"fake upstream on {self.fake_url} ({self.args.fake_workers} worker)")
@@ -467,8 +606,10 @@ class Bench:
         conf = conf.replace("@PORT@", str(port)).replace("@UPSTREAM@", self.fake_url[7:])
         conf = conf.replace("@PREFIX@", str(prefix))
         (prefix / "nginx.conf").write_text(conf)
-        proc = self.procs.start("nginx", ["nginx", "-p", str(prefix), "-c",
-                                          str(prefix / "nginx.conf"), "-g", "daemon off;"])
+        proc = self.procs.start(
+            "nginx",
+            ["nginx", "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-g", "daemon off;"],
+        )
         wait_http(proc, f"http://127.0.0.1:{port}/healthz")
         try:
             self.proxy_pair("nginx", f"http://127.0.0.1:{port}", {}, proc)
@@ -490,7 +631,8 @@ class Bench:
         try:
             setup_plan(url, key)
             self.results["servers"]["meterline_embedded"] = {
-                "preseed_seconds": preseed_users(url, key)}
+                "preseed_seconds": preseed_users(url, key)
+            }
             before = ledger_count(f"sqlite:///{home / 'meterline.db'}")
             wenv = {"BENCH_AUTH": key}
             self.proxy_pair("meterline_embedded", url, wenv, proc)
@@ -498,20 +640,37 @@ class Bench:
             self.results["servers"]["meterline_embedded"]["ledger_rows_written"] = rows
             if self.want("cold"):
                 # Every request a never-seen end user: created, seeded from the ledger.
-                self.load.wrk(f"meterline_embedded_coldusers_c{self.args.conns}", url,
-                              "chat.lua", self.args.conns,
-                              {**wenv, "BENCH_USERS": "1000000", "BENCH_USER_PREFIX": "cold_"},
-                              proc, warmup=0)
+                self.load.wrk(
+                    f"meterline_embedded_coldusers_c{self.args.conns}",
+                    url,
+                    "chat.lua",
+                    self.args.conns,
+                    {**wenv, "BENCH_USERS": "1000000", "BENCH_USER_PREFIX": "cold_"},
+                    proc,
+                    warmup=0,
+                )
             if self.want("direct_api"):
                 log("direct API on embedded (in-process counters, SQLite)")
                 self.load.wrk("check_quota_inprocess_c1", url, "check_quota.lua", 1, wenv, proc)
-                self.load.wrk(f"check_quota_inprocess_c{self.args.conns}", url, "check_quota.lua",
-                              self.args.conns, wenv, proc)
-                self.load.wrk(f"usage_event_single_sqlite_c{self.args.conns}", url,
-                              "usage_event.lua", self.args.conns,
-                              {**wenv, "BENCH_RUN_ID": "sqlite"}, proc)
+                self.load.wrk(
+                    f"check_quota_inprocess_c{self.args.conns}",
+                    url,
+                    "check_quota.lua",
+                    self.args.conns,
+                    wenv,
+                    proc,
+                )
+                self.load.wrk(
+                    f"usage_event_single_sqlite_c{self.args.conns}",
+                    url,
+                    "usage_event.lua",
+                    self.args.conns,
+                    {**wenv, "BENCH_RUN_ID": "sqlite"},
+                    proc,
+                )
                 self.results["ingest"]["sqlite"] = ingest_batches(
-                    url, key, "sqlite", self.args.ingest_seconds)
+                    url, key, "sqlite", self.args.ingest_seconds
+                )
             if self.args.profile:
                 self.profile("meterline_embedded", url, wenv, proc)
             if self.args.streams and self.want("streams"):
@@ -542,18 +701,51 @@ class Bench:
                     httpx.get(f"{url}/readyz", timeout=10)
                 before = ledger_count(db_url)
                 wenv = {"BENCH_AUTH": key}
+                stats0 = pg_stats()
                 self.proxy_pair(name, url, wenv, proc)
-                self.results["servers"][name]["ledger_rows_written"] = ledger_count(db_url) - before
+                stats1 = pg_stats()
+                calls = sum(
+                    self.load.results[f"{name}_c{c}"]["requests"] for c in (1, self.args.conns)
+                )
+                info = self.results["servers"].setdefault(name, {})
+                info["ledger_rows_written"] = ledger_count(db_url) - before
+                # wrk's count misses calls cut off at the end of each run: rows written is
+                # the better denominator for per-call database work.
+                per = max(info["ledger_rows_written"], calls, 1)
+                info["pg_per_call"] = {k: (stats1[k] - stats0[k]) / per for k in PG_STATS}
+                info["pg_per_call"]["transactions"] = (
+                    info["pg_per_call"]["xact_commit"] + info["pg_per_call"]["xact_rollback"]
+                )
+                log(
+                    f"  PostgreSQL work per gateway call: "
+                    f"{info['pg_per_call']['sessions']:.3f} new connections, "
+                    f"{info['pg_per_call']['transactions']:.1f} transactions "
+                    f"({info['pg_per_call']['xact_commit']:.1f} committed), "
+                    f"{info['pg_per_call']['tup_inserted']:.1f} rows inserted, "
+                    f"{info['pg_per_call']['tup_updated']:.1f} updated"
+                )
                 if workers == 1 and self.want("direct_api"):
                     log("direct API on PostgreSQL + Redis (1 worker)")
                     self.load.wrk("check_quota_redis_c1", url, "check_quota.lua", 1, wenv, proc)
-                    self.load.wrk(f"check_quota_redis_c{self.args.conns}", url, "check_quota.lua",
-                                  self.args.conns, wenv, proc)
-                    self.load.wrk(f"usage_event_single_pg_c{self.args.conns}", url,
-                                  "usage_event.lua", self.args.conns,
-                                  {**wenv, "BENCH_RUN_ID": "pg"}, proc)
+                    self.load.wrk(
+                        f"check_quota_redis_c{self.args.conns}",
+                        url,
+                        "check_quota.lua",
+                        self.args.conns,
+                        wenv,
+                        proc,
+                    )
+                    self.load.wrk(
+                        f"usage_event_single_pg_c{self.args.conns}",
+                        url,
+                        "usage_event.lua",
+                        self.args.conns,
+                        {**wenv, "BENCH_RUN_ID": "pg"},
+                        proc,
+                    )
                     self.results["ingest"]["postgres"] = ingest_batches(
-                        url, key, "postgres", self.args.ingest_seconds)
+                        url, key, "postgres", self.args.ingest_seconds
+                    )
                 if workers == 1 and self.args.profile:
                     self.profile(name, url, wenv, proc)
             finally:
@@ -567,17 +759,28 @@ class Bench:
             self.results["notes"].append("portkey: not installed (make bench installs it)")
             return
         port = free_port()
-        proc = self.procs.start("portkey", ["node", str(NODE_GATEWAY), f"--port={port}",
-                                            "--headless"], cwd=NODE_GATEWAY.parent)
+        proc = self.procs.start(
+            "portkey",
+            ["node", str(NODE_GATEWAY), f"--port={port}", "--headless"],
+            cwd=NODE_GATEWAY.parent,
+        )
         wait_port(proc, port)
         time.sleep(1)
-        env = {"BENCH_AUTH": "sk-bench",
-               "BENCH_HEADERS": f"x-portkey-provider: openai|x-portkey-custom-host: "
-                                f"{self.fake_url}/v1"}
-        r = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=30, headers={
-            "Authorization": "Bearer sk-bench", "x-portkey-provider": "openai",
-            "x-portkey-custom-host": f"{self.fake_url}/v1"},
-            json={"model": MODEL, "user": "u", "messages": [{"role": "user", "content": "hi"}]})
+        env = {
+            "BENCH_AUTH": "sk-bench",
+            "BENCH_HEADERS": f"x-portkey-provider: openai|x-portkey-custom-host: "
+            f"{self.fake_url}/v1",
+        }
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/v1/chat/completions",
+            timeout=30,
+            headers={
+                "Authorization": "Bearer sk-bench",
+                "x-portkey-provider": "openai",
+                "x-portkey-custom-host": f"{self.fake_url}/v1",
+            },
+            json={"model": MODEL, "user": "u", "messages": [{"role": "user", "content": "hi"}]},
+        )
         if r.status_code != 200:
             raise RuntimeError(f"portkey probe: {r.status_code} {r.text[:500]}")
         try:
@@ -594,21 +797,42 @@ class Bench:
         home = OUT / "litellm"
         home.mkdir(parents=True, exist_ok=True)
         (home / "config.yaml").write_text(
-            (BENCH / "litellm.config.yaml").read_text().replace("@FAKE@", self.fake_url))
+            (BENCH / "litellm.config.yaml").read_text().replace("@FAKE@", self.fake_url)
+        )
         port = free_port()
         master = "sk-bench-master"
-        env = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_MASTER_KEY": master,
-               "LITELLM_LOG": "ERROR", "DISABLE_ADMIN_UI": "True", "LITELLM_TELEMETRY": "False"}
+        env = {
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            "LITELLM_MASTER_KEY": master,
+            "LITELLM_LOG": "ERROR",
+            "DISABLE_ADMIN_UI": "True",
+            "LITELLM_TELEMETRY": "False",
+        }
         for var in ("DATABASE_URL", "OPENAI_BASE_URL", "OPENAI_API_KEY"):
             os.environ.pop(var, None)
-        proc = self.procs.start("litellm", [str(exe), "--config", str(home / "config.yaml"),
-                                            "--host", "127.0.0.1", "--port", str(port),
-                                            "--num_workers", "1"], env=env, cwd=home)
+        proc = self.procs.start(
+            "litellm",
+            [
+                str(exe),
+                "--config",
+                str(home / "config.yaml"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--num_workers",
+                "1",
+            ],
+            env=env,
+            cwd=home,
+        )
         wait_http(proc, f"http://127.0.0.1:{port}/health/liveliness", timeout=180)
-        r = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=60,
-                       headers={"Authorization": f"Bearer {master}"},
-                       json={"model": MODEL, "user": "u",
-                             "messages": [{"role": "user", "content": "hi"}]})
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/v1/chat/completions",
+            timeout=60,
+            headers={"Authorization": f"Bearer {master}"},
+            json={"model": MODEL, "user": "u", "messages": [{"role": "user", "content": "hi"}]},
+        )
         if r.status_code != 200:
             raise RuntimeError(f"litellm probe: {r.status_code} {r.text[:500]}")
         try:
@@ -629,44 +853,124 @@ class Bench:
         out = RAW / f"profile_{name}.collapsed"
         secs = max(4, int(self.args.duration))
         log(f"  py-spy on pid {target} for {secs}s under c={self.args.conns} load")
-        spy_proc = subprocess.Popen([spy, "record", "--pid", str(target), "--duration",  # noqa: S603
-                                     str(secs), "--rate", "200", "--format", "raw", "--nonblocking",
-                                     "--output", str(out)],
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        spy_proc = subprocess.Popen(
+            [
+                spy,
+                "record",
+                "--pid",
+                str(target),
+                "--duration",
+                str(secs),
+                "--rate",
+                "200",
+                "--format",
+                "raw",
+                "--nonblocking",
+                "--output",
+                str(out),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         time.sleep(1)
-        self.load.wrk(f"{name}_profiled_c{self.args.conns}", url, "chat.lua", self.args.conns,
-                      env, proc, duration=secs, warmup=0)
+        self.load.wrk(
+            f"{name}_profiled_c{self.args.conns}",
+            url,
+            "chat.lua",
+            self.args.conns,
+            env,
+            proc,
+            duration=secs,
+            warmup=0,
+        )
         spy_out, _ = spy_proc.communicate(timeout=120)
         (RAW / f"profile_{name}.log").write_bytes(spy_out)
 
     def slow_streams(self, url: str, env: dict[str, str], proc: Proc) -> None:
-        """Gateway RSS while 1,000 concurrent streams trickle (each chunk 300 ms apart)."""
-        log("  1,000 concurrent slow streams")
+        """Gateway RSS with 1,000 streams open at once (the fake upstream waits 1.5 s before
+        each of its 12 content chunks, so each stream lasts ≈ 18 s)."""
+        n = 1000
+        log(f"  {n:,} concurrent slow streams")
         idle = proc.rss_mib()
-        samples: list[float] = []
-        senv = {**env, "BENCH_STREAM": "1"}
-        wrk = subprocess.Popen(  # noqa: S603
-            ["wrk", "-t1", "-c1000", "-d12s", "--timeout", "30s", "-s",
-             str(WRK_DIR / "slow_stream.lua"), url],
-            env={**os.environ, "BENCH_LUA_DIR": str(WRK_DIR), "BENCH_USERS": str(USERS), **senv},
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        while wrk.poll() is None:
-            samples.append(proc.rss_mib())
-            time.sleep(0.25)
-        out = wrk.stdout.read() if wrk.stdout else ""
-        (RAW / "slow_streams_c1000.txt").write_text(out)
-        m = re.search(r"^BENCH_JSON (.*)$", out, re.M)
-        data = json.loads(m.group(1)) if m else {}
-        non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+        samples: list[tuple[float, float, int]] = []
+        state = {"open": 0, "done": 0, "failed": 0}
+        key = env["BENCH_AUTH"]
+
+        async def one(client: httpx.AsyncClient, i: int, all_open: asyncio.Event) -> None:
+            body = {
+                "model": MODEL,
+                "stream": True,
+                "user": f"bench_user_{i % USERS}",
+                "messages": [{"role": "user", "content": "[fake:slow=1500] [fake:words=10]"}],
+            }
+            try:
+                async with client.stream("POST", "/v1/chat/completions", json=body) as r:
+                    if r.status_code != 200:
+                        state["failed"] += 1
+                        return
+                    first = True
+                    async for _ in r.aiter_raw():
+                        if first:
+                            first = False
+                            state["open"] += 1
+                            if state["open"] == n:
+                                all_open.set()
+                    state["done"] += 1
+            except httpx.HTTPError:
+                state["failed"] += 1
+
+        async def go() -> dict[str, Any]:
+            all_open = asyncio.Event()
+            limits = httpx.Limits(max_connections=n + 10, max_keepalive_connections=n + 10)
+            async with httpx.AsyncClient(
+                base_url=url, limits=limits, timeout=120, headers={"Authorization": f"Bearer {key}"}
+            ) as client:
+                t0 = time.monotonic()
+                tasks = [asyncio.create_task(one(client, i, all_open)) for i in range(n)]
+
+                async def sample() -> None:
+                    while True:
+                        samples.append((time.monotonic() - t0, proc.rss_mib(), state["open"]))
+                        await asyncio.sleep(0.25)
+
+                sampler = asyncio.create_task(sample())
+                opened_at = None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(all_open.wait(), timeout=60)
+                    opened_at = time.monotonic() - t0
+                rss_all_open = proc.rss_mib()
+                _, pending = await asyncio.wait(tasks, timeout=90)
+                for t in pending:
+                    t.cancel()
+                sampler.cancel()
+                return {
+                    "seconds_until_all_open": opened_at,
+                    "rss_all_open_mib": rss_all_open,
+                    "total_seconds": time.monotonic() - t0,
+                }
+
+        result = asyncio.run(go())
+        peak = max((rss for _, rss, _ in samples), default=idle)
+        max_open = max((o - 0 for _, _, o in samples), default=0)
         self.results["streams"] = {
-            "rss_idle_mib": idle, "rss_peak_mib": max(samples, default=0.0),
-            "rss_per_stream_kib": (max(samples, default=idle) - idle) * 1024 / 1000,
-            "streams_completed": data.get("requests"), "p50_ms": data.get("p50_us", 0) / 1000,
-            "non_2xx": int(non2xx.group(1)) if non2xx else 0,
-            "errors": {k: data.get(k) for k in ("connect_errors", "read_errors", "timeouts")},
+            "streams": n,
+            "rss_idle_mib": idle,
+            "rss_peak_mib": peak,
+            "rss_per_stream_kib": (peak - idle) * 1024 / n,
+            **result,
+            "completed": state["done"],
+            "failed": state["failed"],
+            "max_open_seen": max_open,
         }
-        log(f"  streams: RSS idle {idle:.0f} MiB, peak {max(samples, default=0):.0f} MiB, "
-            f"{data.get('requests')} streams done")
+        (RAW / "slow_streams_rss.tsv").write_text(
+            "t_s\trss_mib\tstreams_open\n"
+            + "".join(f"{t:.2f}\t{rss:.1f}\t{o}\n" for t, rss, o in samples)
+        )
+        log(
+            f"  streams: RSS idle {idle:.0f} MiB, peak {peak:.0f} MiB, all {n} open after "
+            f"{result['seconds_until_all_open']} s, {state['done']} completed, "
+            f"{state['failed']} failed"
+        )
 
     def run(self) -> None:
         RAW.mkdir(parents=True, exist_ok=True)
@@ -674,9 +978,14 @@ class Bench:
         self.results["started"] = datetime.now(UTC).isoformat(timespec="seconds")
         self.results["loadavg_at_start"] = Path("/proc/loadavg").read_text().split()[:3]
         self.results["params"] = {k: v for k, v in vars(self.args).items() if k != "only"}
-        steps = [("direct", self.direct), ("nginx", self.nginx), ("embedded", self.embedded),
-                 ("postgres", self.postgres), ("portkey", self.portkey),
-                 ("litellm", self.litellm)]
+        steps = [
+            ("direct", self.direct),
+            ("nginx", self.nginx),
+            ("embedded", self.embedded),
+            ("postgres", self.postgres),
+            ("portkey", self.portkey),
+            ("litellm", self.litellm),
+        ]
         try:
             self.start_fake()
             for name, step in steps:
@@ -710,7 +1019,7 @@ class Bench:
 
 def _cmd(argv: list[str]) -> str:
     try:
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)  # noqa: S603
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
         return (out.stdout + out.stderr).strip()
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"n/a ({exc})"
@@ -731,16 +1040,29 @@ def versions() -> dict[str, str]:
     pkg = NODE_GATEWAY.parent.parent / "package.json"
     v["portkey_gateway"] = json.loads(pkg.read_text())["version"] if pkg.exists() else "n/a"
     pip = LITELLM_VENV / "bin" / "python"
-    v["litellm"] = _cmd([str(pip), "-c", "import importlib.metadata as m; "
-                         "print(m.version('litellm'))"]) if pip.exists() else "n/a"
+    v["litellm"] = (
+        _cmd([str(pip), "-c", "import importlib.metadata as m; print(m.version('litellm'))"])
+        if pip.exists()
+        else "n/a"
+    )
     v["postgresql"] = _cmd(["psql", f"{PG_BASE}/postgres", "-tAc", "show server_version"])
     v["redis"] = _cmd(["redis-cli", "-u", REDIS_URL, "info", "server"])
     m = re.search(r"redis_version:(\S+)", v["redis"])
     v["redis"] = m.group(1) if m else v["redis"][:40]
     import importlib.metadata as md
 
-    for dist in ("uvicorn", "fastapi", "httpx", "uvloop", "httptools", "sqlalchemy", "asyncpg",
-                 "aiosqlite", "redis", "orjson"):
+    for dist in (
+        "uvicorn",
+        "fastapi",
+        "httpx",
+        "uvloop",
+        "httptools",
+        "sqlalchemy",
+        "asyncpg",
+        "aiosqlite",
+        "redis",
+        "orjson",
+    ):
         with contextlib.suppress(md.PackageNotFoundError):
             v[dist] = md.version(dist)
     return v
@@ -753,8 +1075,12 @@ def machine() -> dict[str, Any]:
             cpu = line.split(":", 1)[1].strip()
             break
     mem_kib = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
-    return {"nproc": os.cpu_count(), "cpu": cpu, "ram_gib": round(mem_kib / 1024 / 1024, 1),
-            "kernel": platform.release()}
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "ram_gib": round(mem_kib / 1024 / 1024, 1),
+        "kernel": platform.release(),
+    }
 
 
 SNAPSHOT: dict[str, str] = {}
@@ -766,9 +1092,10 @@ def take_snapshot(rev: str) -> None:
     dest = OUT / f"src-{sha}"
     if not dest.exists():
         dest.mkdir(parents=True)
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "src"],  # noqa: S603
-                                 capture_output=True, check=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)  # noqa: S603
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", rev, "src"], capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
     os.environ["PYTHONPATH"] = str(dest / "src")
     SNAPSHOT["commit"] = sha
     log(f"benchmarking a snapshot of {rev} ({sha}) from {dest / 'src'}")
@@ -788,19 +1115,40 @@ def main() -> None:
     p.add_argument("--ingest-seconds", type=float, default=10.0)
     p.add_argument("--fake-workers", type=int, default=1)
     p.add_argument("--scale", type=int, default=0, help="events for the scale test (0: skip)")
-    p.add_argument("--invoice-timeout", type=float, default=120.0,
-                   help="seconds the scale test's invoice run may take")
+    p.add_argument(
+        "--invoice-timeout",
+        type=float,
+        default=120.0,
+        help="seconds the scale test's invoice run may take",
+    )
+    p.add_argument(
+        "--raw",
+        type=Path,
+        default=None,
+        help="write results and raw outputs here instead of bench/raw (a repeat run)",
+    )
     p.add_argument("--no-profile", dest="profile", action="store_false")
     p.add_argument("--no-streams", dest="streams", action="store_false")
     p.add_argument("--quick", action="store_true", help="smoke test: 2 s runs")
-    p.add_argument("--snapshot", metavar="REV", default=None,
-                   help="benchmark `git archive REV` of src/ instead of the working tree "
-                        "(stable numbers while others edit src/)")
-    p.add_argument("--only", type=lambda s: set(s.split(",")), default=set(),
-                   help="direct,nginx,embedded,postgres,portkey,litellm,direct_api,streams,scale")
+    p.add_argument(
+        "--snapshot",
+        metavar="REV",
+        default=None,
+        help="benchmark `git archive REV` of src/ instead of the working tree "
+        "(stable numbers while others edit src/)",
+    )
+    p.add_argument(
+        "--only",
+        type=lambda s: set(s.split(",")),
+        default=set(),
+        help="direct,nginx,embedded,postgres,portkey,litellm,direct_api,streams,scale",
+    )
     args = p.parse_args()
     if args.quick:
         args.duration, args.warmup, args.ingest_seconds = 2.0, 1.0, 3.0
+    if args.raw:
+        global RAW
+        RAW = args.raw.resolve()
     if args.snapshot:
         take_snapshot(args.snapshot)
     with _cwd_on_path():

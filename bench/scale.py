@@ -10,7 +10,8 @@ Then a fresh ``meterline serve`` (counters flushed: every user is cold) is timed
 * the revenue query (``GET /api/v1/billing/revenue`` over the 30 days);
 * an end user's usage page (``GET /api/v1/billing/end-users/{id}/usage``);
 * ``check-quota`` for a cold user (its counters rebuilt from the ledger);
-* the invoice run for all users of the month, if this build has it (``POST /api/v1/billing/invoices``).
+* the invoice run, if this build has it (``POST /api/v1/billing/invoices``): for the 1,000
+  most active users of the previous month (a bounded run, extrapolated per user to 10k).
 """
 
 from __future__ import annotations
@@ -34,22 +35,52 @@ END_USERS = 10_000
 DAYS = 30
 #: (provider, model, input $/Mtok, output $/Mtok)
 MODELS = [
-    ("openai", "gpt-4o", 2.5, 10), ("openai", "gpt-4o-mini", 0.15, 0.6),
-    ("openai", "gpt-4.1", 2, 8), ("openai", "gpt-4.1-mini", 0.4, 1.6),
-    ("openai", "gpt-4.1-nano", 0.1, 0.4), ("openai", "o3", 2, 8), ("openai", "o4-mini", 1.1, 4.4),
-    ("openai", "gpt-5", 1.25, 10), ("openai", "gpt-5-mini", 0.25, 2),
+    ("openai", "gpt-4o", 2.5, 10),
+    ("openai", "gpt-4o-mini", 0.15, 0.6),
+    ("openai", "gpt-4.1", 2, 8),
+    ("openai", "gpt-4.1-mini", 0.4, 1.6),
+    ("openai", "gpt-4.1-nano", 0.1, 0.4),
+    ("openai", "o3", 2, 8),
+    ("openai", "o4-mini", 1.1, 4.4),
+    ("openai", "gpt-5", 1.25, 10),
+    ("openai", "gpt-5-mini", 0.25, 2),
     ("openai", "text-embedding-3-small", 0.02, 0),
-    ("anthropic", "claude-sonnet-4-5", 3, 15), ("anthropic", "claude-haiku-4-5", 1, 5),
-    ("anthropic", "claude-opus-4-1", 15, 75), ("anthropic", "claude-3-5-haiku-latest", 0.8, 4),
-    ("google", "gemini-2.5-pro", 1.25, 10), ("google", "gemini-2.5-flash", 0.3, 2.5),
-    ("google", "gemini-2.5-flash-lite", 0.1, 0.4), ("google", "gemini-2.0-flash", 0.1, 0.4),
-    ("openai", "gpt-3.5-turbo", 0.5, 1.5), ("openai", "gpt-4-turbo", 10, 30),
+    ("anthropic", "claude-sonnet-4-5", 3, 15),
+    ("anthropic", "claude-haiku-4-5", 1, 5),
+    ("anthropic", "claude-opus-4-1", 15, 75),
+    ("anthropic", "claude-3-5-haiku-latest", 0.8, 4),
+    ("google", "gemini-2.5-pro", 1.25, 10),
+    ("google", "gemini-2.5-flash", 0.3, 2.5),
+    ("google", "gemini-2.5-flash-lite", 0.1, 0.4),
+    ("google", "gemini-2.0-flash", 0.1, 0.4),
+    ("openai", "gpt-3.5-turbo", 0.5, 1.5),
+    ("openai", "gpt-4-turbo", 10, 30),
 ]
 EVENT_COLUMNS = [
-    "id", "project_id", "environment", "event_id", "end_user_id", "timestamp", "model",
-    "provider", "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "priced",
-    "estimated", "provider_cost_nanos", "markup_nanos", "charge_nanos", "latency_ms", "status",
-    "metadata", "reservation_id", "fingerprint", "source", "recorded_at",
+    "id",
+    "project_id",
+    "environment",
+    "event_id",
+    "end_user_id",
+    "timestamp",
+    "model",
+    "provider",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cached_tokens",
+    "priced",
+    "estimated",
+    "provider_cost_nanos",
+    "markup_nanos",
+    "charge_nanos",
+    "latency_ms",
+    "status",
+    "metadata",
+    "reservation_id",
+    "fingerprint",
+    "source",
+    "recorded_at",
 ]
 ROLLUP_SQL = """
 INSERT INTO usage_daily_rollups (project_id, environment, end_user_id, model, provider, day,
@@ -90,10 +121,33 @@ async def generate(dsn: str, project_id: str, events: int, batch: int = 50_000) 
         t0 = time.monotonic()
         await conn.copy_records_to_table(
             "end_users",
-            columns=["id", "project_id", "environment", "end_user_id", "rate_plan_id", "blocked",
-                     "email", "name", "stripe_customer_id", "created_at"],
-            records=[(f"eu_{uuid.uuid4().hex}", project_id, "live", f"scale_user_{i}", None,
-                      False, None, None, None, start) for i in range(END_USERS)],
+            columns=[
+                "id",
+                "project_id",
+                "environment",
+                "end_user_id",
+                "rate_plan_id",
+                "blocked",
+                "email",
+                "name",
+                "stripe_customer_id",
+                "created_at",
+            ],
+            records=[
+                (
+                    f"eu_{uuid.uuid4().hex}",
+                    project_id,
+                    "live",
+                    f"scale_user_{i}",
+                    None,
+                    False,
+                    None,
+                    None,
+                    None,
+                    start,
+                )
+                for i in range(END_USERS)
+            ],
         )
         users = [f"scale_user_{i}" for i in range(END_USERS)]
         cum = list(_cumulative(_user_weights(END_USERS)))
@@ -112,16 +166,37 @@ async def generate(dsn: str, project_id: str, events: int, batch: int = 50_000) 
                 cost = int(prompt * pin * 1000 + completion * pout * 1000)  # nanodollars
                 markup = cost // 5
                 ts = start + timedelta(seconds=rng.random() * span)
-                records.append((
-                    f"evt_{uuid.uuid4().hex}", project_id, "live", f"scale-{written + i}",
-                    chosen[i], ts, model, provider, prompt, completion, prompt + completion, 0,
-                    True, False, cost, markup, cost + markup, rng.randint(150, 9000), "success",
-                    "{}", None, "", "bench-scale", ts,
-                ))
+                records.append(
+                    (
+                        f"evt_{uuid.uuid4().hex}",
+                        project_id,
+                        "live",
+                        f"scale-{written + i}",
+                        chosen[i],
+                        ts,
+                        model,
+                        provider,
+                        prompt,
+                        completion,
+                        prompt + completion,
+                        0,
+                        True,
+                        False,
+                        cost,
+                        markup,
+                        cost + markup,
+                        rng.randint(150, 9000),
+                        "success",
+                        "{}",
+                        None,
+                        "",
+                        "bench-scale",
+                        ts,
+                    )
+                )
             gen_s += time.monotonic() - g0
             c0 = time.monotonic()
-            await conn.copy_records_to_table("usage_events", columns=EVENT_COLUMNS,
-                                             records=records)
+            await conn.copy_records_to_table("usage_events", columns=EVENT_COLUMNS, records=records)
             copy_s += time.monotonic() - c0
             written += n
         events_s = time.monotonic() - t0
@@ -133,11 +208,18 @@ async def generate(dsn: str, project_id: str, events: int, batch: int = 50_000) 
         rollups = await conn.fetchval("SELECT count(*) FROM usage_daily_rollups")
         size = await conn.fetchval("SELECT pg_size_pretty(pg_database_size(current_database()))")
         return {
-            "events": written, "end_users": END_USERS, "days": DAYS, "models": len(MODELS),
-            "generate_and_copy_seconds": events_s, "python_generation_seconds": gen_s,
-            "copy_seconds": copy_s, "copy_events_per_s": written / copy_s,
-            "rollup_build_seconds": rollup_s, "analyze_seconds": time.monotonic() - a0,
-            "rollup_rows": rollups, "database_size": size,
+            "events": written,
+            "end_users": END_USERS,
+            "days": DAYS,
+            "models": len(MODELS),
+            "generate_and_copy_seconds": events_s,
+            "python_generation_seconds": gen_s,
+            "copy_seconds": copy_s,
+            "copy_events_per_s": written / copy_s,
+            "rollup_build_seconds": rollup_s,
+            "analyze_seconds": time.monotonic() - a0,
+            "rollup_rows": rollups,
+            "database_size": size,
             "window": [start.date().isoformat(), now.date().isoformat()],
         }
     finally:
@@ -161,68 +243,135 @@ def _timed(client: httpx.Client, method: str, path: str, **kw: Any) -> tuple[flo
 def time_reads(url: str, key: str, window: list[str], invoice_timeout: float) -> dict[str, Any]:
     out: dict[str, Any] = {}
     frm, to = window
-    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"},
-                      timeout=max(120, invoice_timeout)) as c:
+    with httpx.Client(
+        base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=max(120, invoice_timeout)
+    ) as c:
         runs = []
         for _ in range(5):
             ms, r = _timed(c, "GET", "/api/v1/billing/revenue", params={"from": frm, "to": to})
             r.raise_for_status()
             runs.append(ms)
-        out["revenue_ms"] = {"first": runs[0], "median": statistics.median(runs), "runs": runs,
-                             "top_user": r.json().get("top_users", [{}])[0].get("end_user_id")}
-        for label, users in (("heavy_user", ["scale_user_0", "scale_user_1", "scale_user_2"]),
-                             ("typical_user", ["scale_user_500", "scale_user_2000",
-                                               "scale_user_7000"])):
+        out["revenue_ms"] = {
+            "first": runs[0],
+            "median": statistics.median(runs),
+            "runs": runs,
+            "top_user": r.json().get("top_users", [{}])[0].get("end_user_id"),
+        }
+        for label, users in (
+            ("heavy_user", ["scale_user_0", "scale_user_1", "scale_user_2"]),
+            ("typical_user", ["scale_user_500", "scale_user_2000", "scale_user_7000"]),
+        ):
             times = []
             for u in users:
-                ms, r = _timed(c, "GET", f"/api/v1/billing/end-users/{u}/usage",
-                               params={"from": frm, "to": to, "granularity": "day"})
+                ms, r = _timed(
+                    c,
+                    "GET",
+                    f"/api/v1/billing/end-users/{u}/usage",
+                    params={"from": frm, "to": to, "granularity": "day"},
+                )
                 r.raise_for_status()
                 times.append(ms)
-            out[f"usage_page_{label}_ms"] = {"median": statistics.median(times), "runs": times,
-                                             "days_returned": len(r.json().get("data", []))}
+            out[f"usage_page_{label}_ms"] = {
+                "median": statistics.median(times),
+                "runs": times,
+                "days_returned": len(r.json().get("data", [])),
+            }
         cold = []
         for i in range(3, 3 + 40 * 97, 97):  # 40 users never seen by this process
-            ms, r = _timed(c, "GET", "/api/v1/billing/check-quota",
-                           params={"end_user_id": f"scale_user_{i}", "model": "gpt-4o"})
+            ms, r = _timed(
+                c,
+                "GET",
+                "/api/v1/billing/check-quota",
+                params={"end_user_id": f"scale_user_{i}", "model": "gpt-4o"},
+            )
             r.raise_for_status()
             cold.append(ms)
         warm = []
         for i in range(3, 3 + 40 * 97, 97):
-            ms, r = _timed(c, "GET", "/api/v1/billing/check-quota",
-                           params={"end_user_id": f"scale_user_{i}", "model": "gpt-4o"})
+            ms, r = _timed(
+                c,
+                "GET",
+                "/api/v1/billing/check-quota",
+                params={"end_user_id": f"scale_user_{i}", "model": "gpt-4o"},
+            )
             warm.append(ms)
         cold.sort()
-        out["check_quota_cold_ms"] = {"median": statistics.median(cold), "max": cold[-1],
-                                      "p90": cold[int(0.9 * len(cold))], "n": len(cold),
-                                      "usage_seen": r.json().get("usage")}
+        out["check_quota_cold_ms"] = {
+            "median": statistics.median(cold),
+            "max": cold[-1],
+            "p90": cold[int(0.9 * len(cold))],
+            "n": len(cold),
+            "usage_seen": r.json().get("usage"),
+        }
         out["check_quota_same_users_again_ms"] = {"median": statistics.median(warm)}
         probe = c.get("/api/v1/billing/invoices")
-        if probe.status_code == 404 and "not_found" in probe.text and "/invoices" not in c.get(
-                "/openapi.json").text:
+        if (
+            probe.status_code == 404
+            and "not_found" in probe.text
+            and "/invoices" not in c.get("/openapi.json").text
+        ):
             out["invoice_run"] = "not in this build (no /api/v1/billing/invoices)"
         else:
             month_start = datetime.fromisoformat(to).replace(day=1).date()
             prev_end = month_start - timedelta(days=1)
-            body = {"period_start": prev_end.replace(day=1).isoformat(),
-                    "period_end": prev_end.isoformat()}
-            out["invoice_period_users_with_usage"] = _users_in(body)
+            period = {
+                "period_start": prev_end.replace(day=1).isoformat(),
+                "period_end": prev_end.isoformat(),
+            }
+            out["invoice_period_users_with_usage"] = _users_in(period)
+            # A bounded run: the 1,000 most active users of the period (explicit ids), timed,
+            # then extrapolated per user to 10k users.
+            users = _top_users(period, INVOICE_USERS)
+            body = {**period, "end_user_ids": users}
             try:
                 ms, r = _timed(c, "POST", "/api/v1/billing/invoices", json=body)
-                out["invoice_run"] = {"ms": ms, "status": r.status_code, "body": body,
-                                      "response_head": r.text[:300]}
+                generated = r.json().get("generated") if r.status_code == 200 else None
+                out["invoice_run"] = {
+                    "ms": ms,
+                    "status": r.status_code,
+                    "users": len(users),
+                    "generated": generated,
+                    "period": period,
+                    "ms_per_user": ms / max(1, len(users)),
+                    "extrapolated_10k_s": ms / max(1, len(users)) * 10,
+                    "response_head": r.text[:200],
+                }
             except httpx.TimeoutException:
-                out["invoice_run"] = {"timed_out_after_s": invoice_timeout, "body": body}
+                out["invoice_run"] = {
+                    "timed_out_after_s": invoice_timeout,
+                    "users": len(users),
+                    "period": period,
+                }
     return out
+
+
+INVOICE_USERS = 1000
+
+
+def _top_users(period: dict[str, str], n: int) -> list[str]:
+    import run as R
+
+    sql = (
+        "select end_user_id from usage_daily_rollups where end_user_id <> '' and day between "
+        f"'{period['period_start']}' and '{period['period_end']}' group by end_user_id "
+        f"order by sum(requests) desc limit {n}"
+    )
+    out = subprocess.run(
+        ["psql", f"{R.PG_BASE}/{R.PG_DB}", "-tAc", sql], capture_output=True, text=True, check=True
+    )
+    return [u for u in out.stdout.split() if u]
 
 
 def _users_in(body: dict[str, str]) -> int:
     import run as R
 
-    sql = ("select count(distinct end_user_id) from usage_daily_rollups where end_user_id <> '' "
-           f"and day between '{body['period_start']}' and '{body['period_end']}'")
-    out = subprocess.run(["psql", f"{R.PG_BASE}/{R.PG_DB}", "-tAc", sql],  # noqa: S603
-                         capture_output=True, text=True, check=True)
+    sql = (
+        "select count(distinct end_user_id) from usage_daily_rollups where end_user_id <> '' "
+        f"and day between '{body['period_start']}' and '{body['period_end']}'"
+    )
+    out = subprocess.run(
+        ["psql", f"{R.PG_BASE}/{R.PG_DB}", "-tAc", sql], capture_output=True, text=True, check=True
+    )
     return int(out.stdout.strip() or 0)
 
 
@@ -231,27 +380,41 @@ def run_scale(bench: Bench, events: int) -> dict[str, Any]:
 
     R.log(f"scale: {events:,} events into PostgreSQL")
     dsn = f"{R.PG_BASE}/{R.PG_DB}"
-    project_id = subprocess.run(["psql", dsn, "-tAc", "select id from projects limit 1"],  # noqa: S603
-                                capture_output=True, text=True, check=True).stdout.strip()
+    project_id = subprocess.run(
+        ["psql", dsn, "-tAc", "select id from projects limit 1"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     if not project_id:
         raise RuntimeError("scale needs the PostgreSQL scenario's database (run postgres first)")
     gen = asyncio.run(generate(dsn, project_id, events))
-    R.log(f"  wrote {gen['events']:,} events in {gen['generate_and_copy_seconds']:.0f} s "
-          f"(COPY {gen['copy_events_per_s']:,.0f}/s), rollups in {gen['rollup_build_seconds']:.1f} s")
+    R.log(
+        f"  wrote {gen['events']:,} events in {gen['generate_and_copy_seconds']:.0f} s "
+        f"(COPY {gen['copy_events_per_s']:,.0f}/s), rollups in {gen['rollup_build_seconds']:.1f} s"
+    )
     env = R.meterline_env(R.OUT / "postgres", bench.fake_url, dsn, R.REDIS_URL)
-    key_out = subprocess.run([*R.METERLINE, "keys", "create", "--project", project_id, "--env",  # noqa: S603
-                              "live", "--json"], env={**R.os.environ, **env}, capture_output=True,
-                             text=True, check=True, cwd=R.ROOT)
+    key_out = subprocess.run(
+        [*R.METERLINE, "keys", "create", "--project", project_id, "--env", "live", "--json"],
+        env={**R.os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=R.ROOT,
+    )
     key = json.loads(key_out.stdout.strip().splitlines()[-1])["key"]
     R.redis_flush()  # every user's counters cold
     port = R.free_port()
     proc = R.meterline_serve(bench.procs, "meterline_scale", env, port, 1)
     try:
-        reads = time_reads(f"http://127.0.0.1:{port}", key, gen["window"],
-                           bench.args.invoice_timeout)
+        reads = time_reads(
+            f"http://127.0.0.1:{port}", key, gen["window"], bench.args.invoice_timeout
+        )
     finally:
         bench.procs.stop(proc)
-    R.log(f"  revenue median {reads['revenue_ms']['median']:.0f} ms, usage page "
-          f"{reads['usage_page_heavy_user_ms']['median']:.0f} ms, cold check-quota median "
-          f"{reads['check_quota_cold_ms']['median']:.1f} ms")
+    R.log(
+        f"  revenue median {reads['revenue_ms']['median']:.0f} ms, usage page "
+        f"{reads['usage_page_heavy_user_ms']['median']:.0f} ms, cold check-quota median "
+        f"{reads['check_quota_cold_ms']['median']:.1f} ms"
+    )
     return {"generator": gen, "reads": reads}
