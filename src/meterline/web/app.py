@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from meterline.services.errors import ServiceError
 from meterline.web import (
@@ -43,6 +44,11 @@ def _install_error_handlers(app: FastAPI) -> None:
         return error_response(
             exc.status, exc.code, exc.message, type_=exc.type, param=exc.param, headers=headers
         )
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(_: Request, __: ClientDisconnect) -> ORJSON:
+        # The client left while sending its body: nothing was done, nobody reads this.
+        return error_response(400, "client_disconnected", "The client closed the connection.")
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> ORJSON:
