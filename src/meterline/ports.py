@@ -629,6 +629,7 @@ class RepricedEvent:
     provider_cost: Decimal
     markup: Decimal
     charge: Decimal
+    flat_fee: Decimal = Decimal(0)
 
 
 class UsageRepricer(Protocol):

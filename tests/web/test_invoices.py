@@ -62,8 +62,12 @@ async def test_generated_invoices_reconcile_with_events_and_revenue(gw):
         )
     results = await send(gw, batch)
     expected: dict[tuple[str, str, str], Decimal] = defaultdict(D)
+    fees: dict[tuple[str, str, str], Decimal] = defaultdict(D)
+    fee_of = {f"user-{i}": D(("0.0001", "0", "0.003")[i % 3]) for i in range(6)}
     for sent, res in zip(batch, results, strict=True):
-        expected[(sent["end_user_id"], sent["provider"], sent["model"])] += D(res["charge_usd"])
+        key = (sent["end_user_id"], sent["provider"], sent["model"])
+        expected[key] += D(res["charge_usd"])
+        fees[key] += fee_of[sent["end_user_id"]]
 
     r = await gw.post(INVOICES, OCT)
     assert r.status_code == 200, r.text
@@ -77,6 +81,9 @@ async def test_generated_invoices_reconcile_with_events_and_revenue(gw):
             exact = expected[(inv["end_user_id"], ln["provider"], ln["model"])]
             assert D(ln["charge_usd"]) == exact
             assert ln["amount_cents"] == cents(exact)
+            # Flat fees shown apart: requests × the plan's fee, inside the markup.
+            assert D(ln["flat_fees_usd"]) == fees[(inv["end_user_id"], ln["provider"], ln["model"])]
+            assert D(ln["flat_fees_usd"]) <= D(ln["markup_usd"])
             total_charge += D(ln["charge_usd"])
     assert len([1 for inv in body["invoices"] for _ in inv["lines"]]) == len(expected)
     revenue = (

@@ -99,6 +99,8 @@ class UsageEvent:
     provider_cost: Decimal | None = None
     markup: Decimal | None = None
     charge: Decimal | None = None
+    #: The per-request flat fee inside ``markup`` (``None`` when unpriced).
+    flat_fee: Decimal | None = None
     latency_ms: int | None = None
     status: str = "success"
     metadata: dict[str, Any] = field(default_factory=dict)

@@ -93,6 +93,8 @@ class LineUsage:
     markup: Decimal
     charge: Decimal
     unpriced_requests: int = 0
+    #: The flat per-request fees inside ``markup``.
+    flat_fees: Decimal = Decimal(0)
     #: Usage that arrived after the invoice of its own period was finalized.
     late: bool = False
 
@@ -110,6 +112,8 @@ class InvoiceLine:
     amount_cents: int
     unpriced_requests: int = 0
     late: bool = False
+    #: The flat per-request fees inside ``markup``.
+    flat_fees: Decimal = Decimal(0)
 
     @property
     def description(self) -> str:
@@ -169,6 +173,7 @@ def compute_lines(usages: Iterable[LineUsage], currency: str = "USD") -> tuple[I
             amount_cents=round_to_minor(u.charge, currency),
             unpriced_requests=u.unpriced_requests,
             late=u.late,
+            flat_fees=u.flat_fees,
         )
         for u in usages
         if u.requests

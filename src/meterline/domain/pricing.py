@@ -40,12 +40,14 @@ class Charge:
     """One event's money, each part at nano-dollar precision.
 
     ``markup`` covers percentage markup and flat fee together, so that
-    ``charge == provider_cost + markup`` always holds exactly.
+    ``charge == provider_cost + markup`` always holds exactly; ``flat_fee`` is the part of
+    ``markup`` that is the per-request fee (shown apart on invoice lines).
     """
 
     provider_cost: Decimal
     markup: Decimal
     charge: Decimal
+    flat_fee: Decimal = Decimal(0)
 
 
 def effective_pricing(
@@ -78,7 +80,12 @@ def compute_charge(provider_cost: Decimal, pricing: Pricing) -> Charge:
         raise InvalidMoney("amounts too precise to price exactly") from None
     cost = quantize_nano(provider_cost)
     charge = quantize_nano(raw)
-    return Charge(provider_cost=cost, markup=CTX.subtract(charge, cost), charge=charge)
+    return Charge(
+        provider_cost=cost,
+        markup=CTX.subtract(charge, cost),
+        charge=charge,
+        flat_fee=quantize_nano(pricing.flat_rate_per_request),
+    )
 
 
 def margin(revenue: Decimal, provider_cost: Decimal) -> Decimal:

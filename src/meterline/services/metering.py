@@ -187,6 +187,7 @@ class Metering:
             provider_cost=charge.provider_cost if charge else None,
             markup=charge.markup if charge else None,
             charge=charge.charge if charge else None,
+            flat_fee=charge.flat_fee if charge else None,
             latency_ms=latency_ms,
             status=status,
             metadata=metadata or {},

@@ -136,7 +136,9 @@ class Repricing:
                 plan = await self._plans.plan_for(user, ctx.project_id)
                 charge = compute_charge(quote.provider_cost, pricing_for(ctx.project, plan))
                 updates.append(
-                    RepricedEvent(ev.pk, charge.provider_cost, charge.markup, charge.charge)
+                    RepricedEvent(
+                        ev.pk, charge.provider_cost, charge.markup, charge.charge, charge.flat_fee
+                    )
                 )
             if updates:
                 repriced += await self._repricer.reprice_events(

@@ -32,6 +32,7 @@ def line_values(invoice_id: str, line: InvoiceLine) -> dict[str, Any]:
         "amount_cents": line.amount_cents,
         "late": line.late,
         "unpriced_requests": line.unpriced_requests,
+        "flat_fee_nanos": to_nanos(line.flat_fees),
     }
 
 
@@ -48,6 +49,7 @@ def line_from_row(row: Any) -> InvoiceLine:
         amount_cents=int(row["amount_cents"]),
         unpriced_requests=int(row["unpriced_requests"]),
         late=bool(row["late"]),
+        flat_fees=from_nanos(int(row["flat_fee_nanos"])),
     )
 
 

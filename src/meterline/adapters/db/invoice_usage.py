@@ -105,6 +105,7 @@ def _sums() -> list[Any]:
         func.coalesce(func.sum(_e.provider_cost_nanos), 0).label("cost"),
         func.coalesce(func.sum(_e.markup_nanos), 0).label("markup"),
         func.coalesce(func.sum(_e.charge_nanos), 0).label("charge"),
+        func.coalesce(func.sum(_e.flat_fee_nanos), 0).label("flat_fees"),
         func.coalesce(unpriced, 0).label("unpriced"),
     ]
 
@@ -123,6 +124,7 @@ def _line(row: Any, late: bool) -> LineUsage:
         charge=from_nanos(int(row.charge)),
         unpriced_requests=int(row.unpriced),
         late=late,
+        flat_fees=from_nanos(int(row.flat_fees)),
     )
 
 
@@ -151,6 +153,7 @@ def _add(a: LineUsage, b: LineUsage) -> LineUsage:
         charge=CTX.add(a.charge, b.charge),
         unpriced_requests=a.unpriced_requests + b.unpriced_requests,
         late=a.late,
+        flat_fees=CTX.add(a.flat_fees, b.flat_fees),
     )
 
 

@@ -79,6 +79,7 @@ def _event_values(ev: UsageEvent) -> dict[str, Any]:
         "provider_cost_nanos": _money(ev.provider_cost),
         "markup_nanos": _money(ev.markup),
         "charge_nanos": _money(ev.charge),
+        "flat_fee_nanos": _money(ev.flat_fee),
         "latency_ms": ev.latency_ms,
         "status": ev.status,
         "metadata": dict(ev.metadata),
@@ -111,6 +112,7 @@ def _event(row: RowMapping) -> UsageEvent:
         provider_cost=_dollars(row["provider_cost_nanos"]),
         markup=_dollars(row["markup_nanos"]),
         charge=_dollars(row["charge_nanos"]),
+        flat_fee=_dollars(row["flat_fee_nanos"]),
         latency_ms=row["latency_ms"],
         status=row["status"],
         metadata=dict(row["metadata"] or {}),
@@ -138,6 +140,7 @@ class SqlLedger(SqlStore):
             provider_cost=_dollars(_money(ev.provider_cost)),
             markup=_dollars(_money(ev.markup)),
             charge=_dollars(_money(ev.charge)),
+            flat_fee=_dollars(_money(ev.flat_fee)),
             recorded_at=as_utc(ev.recorded_at) if ev.recorded_at else self._now(),
         )
 

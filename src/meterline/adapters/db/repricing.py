@@ -134,7 +134,7 @@ class SqlRepricer(SqlStore):
                         _e.charge_nanos.is_(None),
                         not_linked(),
                     )
-                    .values(priced=True, **money)
+                    .values(priced=True, flat_fee_nanos=to_nanos(item.flat_fee), **money)
                     .returning(_e.end_user_id, _e.model, _e.provider, _e.timestamp)
                 )
                 row = (await conn.execute(stmt)).first()

@@ -206,6 +206,7 @@ usage_events = Table(
     # NULL when unpriced: an unknown price is never stored as $0.
     Column("provider_cost_nanos", BigInteger, nullable=True),
     Column("markup_nanos", BigInteger, nullable=True),
+    Column("flat_fee_nanos", BigInteger, nullable=True),  # the fee part of markup
     Column("charge_nanos", BigInteger, nullable=True),
     Column("latency_ms", BigInteger, nullable=True),
     Column("status", String(32), nullable=False),
@@ -316,6 +317,7 @@ invoice_lines = Table(
     Column("amount_cents", BigInteger, nullable=False),
     Column("late", Boolean, nullable=False, server_default=false()),
     Column("unpriced_requests", BigInteger, nullable=False, server_default="0"),
+    Column("flat_fee_nanos", BigInteger, nullable=False, server_default="0"),
     UniqueConstraint("invoice_id", "provider", "model", "late"),
 )
 
