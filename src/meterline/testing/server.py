@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-__all__ = ["ServerProcess", "free_port", "running_servers", "serving"]
+__all__ = ["ServerProcess", "free_port", "running_servers", "serving", "serving_in_thread"]
 
 
 def free_port() -> int:
@@ -126,3 +126,49 @@ async def serving(app: Any, port: int = 0) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+
+
+@contextmanager
+def serving_in_thread(app: Any, *, name: str, port: int = 0) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn in a daemon thread on 127.0.0.1; yields its base URL.
+
+    For fakes of outside services (providers, Stripe) that synchronous tests and other
+    event loops talk to; the socket is bound here, so ``port=0`` picks a free port.
+    """
+    import threading
+    import time
+
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        sock.close()
+        raise
+    bound: int = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=name, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 15
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError(f"{name} server thread exited during startup")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name} did not start within 15 s")
+            time.sleep(0.005)
+        with socket.create_connection(("127.0.0.1", bound), timeout=5):
+            pass
+        yield f"http://127.0.0.1:{bound}"
+    finally:
+        server.should_exit = True
+        thread.join(5)
+        if thread.is_alive():
+            server.force_exit = True
+            thread.join(5)
+        sock.close()

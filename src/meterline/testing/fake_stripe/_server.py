@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -12,7 +9,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import uvicorn
+
+from meterline.testing.server import serving_in_thread
 
 from ._app import create_app
 from ._state import FakeStripeState, RecordedStripeRequest
@@ -107,36 +105,6 @@ def running_fake_stripe(
 ) -> Iterator[FakeStripe]:
     """Serve the fake Stripe on 127.0.0.1 (``port=0``: a free port) in a background thread."""
     state = FakeStripeState()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
-    bound: int = sock.getsockname()[1]
-    state.url = f"http://127.0.0.1:{bound}"
-    config = uvicorn.Config(
-        create_app(state),
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-        timeout_graceful_shutdown=1,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="fake-stripe", daemon=True
-    )
-    thread.start()
-    try:
-        deadline = time.monotonic() + 15
-        while not server.started:
-            if not thread.is_alive():
-                raise RuntimeError("fake Stripe server thread exited during startup")
-            if time.monotonic() > deadline:
-                raise TimeoutError("fake Stripe did not start within 15 s")
-            time.sleep(0.005)
+    with serving_in_thread(create_app(state), name="fake-stripe", port=port) as url:
+        state.url = url
         yield FakeStripe(state.url, state, webhook_secret)
-    finally:
-        server.should_exit = True
-        thread.join(5)
-        if thread.is_alive():
-            server.force_exit = True
-            thread.join(5)
-        sock.close()

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import socket
-import threading
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
+
+from meterline.testing.server import serving_in_thread
 
 from ._app import create_app
 from ._core import RecordedRequest, RequestLog
@@ -47,44 +46,8 @@ class FakeUpstream:
 def running_fake_upstream(port: int = 0) -> Iterator[FakeUpstream]:
     """Serve the fake upstream on 127.0.0.1 (``port=0``: a free port) in a background thread."""
     log = RequestLog()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind(("127.0.0.1", port))
-    except OSError:
-        sock.close()
-        raise
-    bound_port: int = sock.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(log),
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-        timeout_graceful_shutdown=1,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="fake-upstream", daemon=True
-    )
-    thread.start()
-    try:
-        deadline = time.monotonic() + 15
-        while not server.started:
-            if not thread.is_alive():
-                raise RuntimeError("fake upstream server thread exited during startup")
-            if time.monotonic() > deadline:
-                raise TimeoutError("fake upstream did not start within 15 s")
-            time.sleep(0.005)
-        with socket.create_connection(("127.0.0.1", bound_port), timeout=5):
-            pass
-        yield FakeUpstream(f"http://127.0.0.1:{bound_port}", log)
-    finally:
-        server.should_exit = True
-        thread.join(5)
-        if thread.is_alive():
-            server.force_exit = True
-            thread.join(5)
-        sock.close()
+    with serving_in_thread(create_app(log), name="fake-upstream", port=port) as url:
+        yield FakeUpstream(url, log)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
