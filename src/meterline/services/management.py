@@ -6,7 +6,6 @@ revenue, its environment. Writes invalidate the local caches they affect.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
@@ -23,6 +22,7 @@ from meterline.ports import (
     UsageRow,
 )
 from meterline.services.auth import AuthContext, Authenticator
+from meterline.services.body_fields import known_fields
 from meterline.services.errors import Conflict, Invalid, NotFoundError
 from meterline.services.plan_input import parse_plan
 from meterline.services.plans import PlanResolver
@@ -142,12 +142,8 @@ class Management:
         return user
 
     async def update_end_user(self, ctx: AuthContext, end_user_id: str, raw: object) -> EndUser:
-        if not isinstance(raw, Mapping):
-            raise Invalid("the body must be a JSON object")
         allowed = {"rate_plan_id", "blocked", "email", "name"}
-        unknown = sorted(set(raw) - allowed)
-        if unknown:
-            raise Invalid(f"unknown field: {unknown[0]}", param=unknown[0], code="unknown_field")
+        raw = known_fields(raw, allowed)
         changes: dict[str, object] = {}
         if "blocked" in raw:
             if not isinstance(raw["blocked"], bool):
@@ -184,17 +180,13 @@ class Management:
     # ------------------------------------------------------------ config, revenue, alerts
 
     async def update_config(self, ctx: AuthContext, raw: object) -> Project:
-        if not isinstance(raw, Mapping):
-            raise Invalid("the body must be a JSON object")
         allowed = {
             "enabled",
             "default_markup_percentage",
             "default_flat_rate_per_request",
             "currency",
         }
-        unknown = sorted(set(raw) - allowed)
-        if unknown:
-            raise Invalid(f"unknown field: {unknown[0]}", param=unknown[0], code="unknown_field")
+        raw = known_fields(raw, allowed)
         changes: dict[str, object] = {}
         if "enabled" in raw:
             if not isinstance(raw["enabled"], bool):

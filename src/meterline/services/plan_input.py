@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
 from meterline.domain.money import InvalidMoney, parse_money
 from meterline.domain.plans import Limits, OverageAction, RatePlan
+from meterline.services.body_fields import known_fields
 from meterline.services.errors import Invalid
 
 __all__ = ["INT_LIMITS", "MONEY_LIMITS", "parse_plan"]
@@ -65,11 +65,7 @@ def _slugify(name: str) -> str:
 
 def parse_plan(raw: object, existing: RatePlan | None = None) -> RatePlan:
     """Full validation; with ``existing`` only the given fields change (PATCH)."""
-    if not isinstance(raw, Mapping):
-        raise Invalid("the body must be a JSON object")
-    unknown = sorted(set(raw) - _FIELDS)
-    if unknown:
-        raise Invalid(f"unknown field: {unknown[0]}", param=unknown[0], code="unknown_field")
+    raw = known_fields(raw, _FIELDS)
     plan = existing or RatePlan(id="", name="")
     changes: dict[str, Any] = {}
     if "name" in raw or existing is None:

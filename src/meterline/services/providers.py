@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from meterline.ports import Accounts, SecretBox
 from meterline.services.auth import AuthContext
+from meterline.services.body_fields import known_fields
 from meterline.services.cache import TTLCache
 from meterline.services.errors import Invalid, NotFoundError
 
@@ -62,11 +63,7 @@ class ProviderCredentials:
                 f"unknown provider {provider!r}; known: {', '.join(sorted(self._known))}",
                 param="provider",
             )
-        if not isinstance(raw, Mapping):
-            raise Invalid("the body must be a JSON object")
-        unknown = sorted(set(raw) - {"api_key", "base_url"})
-        if unknown:
-            raise Invalid(f"unknown field: {unknown[0]}", param=unknown[0], code="unknown_field")
+        raw = known_fields(raw, {"api_key", "base_url"})
         api_key = raw.get("api_key")
         if not isinstance(api_key, str) or not api_key.strip() or len(api_key) > 4096:
             raise Invalid("api_key is required", param="api_key")

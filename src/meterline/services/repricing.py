@@ -20,6 +20,7 @@ from meterline.domain.money import InvalidMoney, parse_money
 from meterline.domain.pricing import compute_charge
 from meterline.ports import Accounts, PriceOverride, Prices, RepricedEvent, UsageRepricer
 from meterline.services.auth import AuthContext
+from meterline.services.body_fields import known_fields
 from meterline.services.errors import Invalid
 from meterline.services.invoicing import parse_period
 from meterline.services.plans import PlanResolver, pricing_for
@@ -64,11 +65,7 @@ class Repricing:
         return await self._accounts.price_overrides(ctx.project_id)
 
     async def set_price(self, ctx: AuthContext, model: str, raw: object) -> PriceOverride:
-        if not isinstance(raw, Mapping):
-            raise Invalid("the body must be a JSON object")
-        unknown = sorted(set(raw) - {"provider", *_PRICE_FIELDS})
-        if unknown:
-            raise Invalid(f"unknown field: {unknown[0]}", param=unknown[0], code="unknown_field")
+        raw = known_fields(raw, {"provider", *_PRICE_FIELDS})
         if not model or len(model) > 200:
             raise Invalid("model must be 1 to 200 characters", param="model")
         provider = raw.get("provider") or ""
@@ -91,11 +88,7 @@ class Repricing:
         return override
 
     async def reprice(self, ctx: AuthContext, raw: object) -> RepriceResult:
-        if not isinstance(raw, Mapping):
-            raise Invalid("the body must be a JSON object")
-        unknown = sorted(set(raw) - {"model", "from", "to"})
-        if unknown:
-            raise Invalid(f"unknown field: {unknown[0]}", param=unknown[0], code="unknown_field")
+        raw = known_fields(raw, {"model", "from", "to"})
         model = raw.get("model")
         if model is not None and (not isinstance(model, str) or not model):
             raise Invalid("model must be a non-empty string", param="model")

@@ -9,7 +9,6 @@ JSON gains ``"events": [...]``, CSV returns the events table instead of the line
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
@@ -18,6 +17,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from meterline.domain.invoices import Invoice, InvoiceStatus
 from meterline.ports import PriceOverride
 from meterline.services.auth import AuthContext
+from meterline.services.body_fields import known_fields
 from meterline.services.errors import Conflict, Invalid, ServiceError
 from meterline.services.invoice_export import event_dict, events_csv, invoice_dict, invoices_csv
 from meterline.services.invoicing import parse_period
@@ -38,11 +38,7 @@ _GENERATE_FIELDS = {"period_start", "period_end", "end_user_ids", "send_via_stri
 
 
 def _parse_generate(raw: object) -> tuple[date, date, list[str] | None, bool]:
-    if not isinstance(raw, Mapping):
-        raise Invalid("the body must be a JSON object")
-    unknown = sorted(set(raw) - _GENERATE_FIELDS)
-    if unknown:
-        raise Invalid(f"unknown field: {unknown[0]}", param=unknown[0], code="unknown_field")
+    raw = known_fields(raw, _GENERATE_FIELDS)
     for name in ("period_start", "period_end"):
         if name not in raw:
             raise Invalid(f"{name} is required", param=name, code="missing_field")
