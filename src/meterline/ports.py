@@ -737,6 +737,7 @@ class DashboardQueries(Protocol):
         search: str | None = None,
         rate_plan_id: str | None = None,
         blocked: bool | None = None,
+        over_limit: bool | None = None,
         sort: str = "id",
         offset: int = 0,
         limit: int = 25,

@@ -270,3 +270,63 @@ def httpx_client(client, base_url):
     import httpx
 
     return httpx.AsyncClient(transport=client._transport, base_url=base_url)
+
+
+async def test_over_limit_filter_selects_users_at_their_plans_limits(dash_client):
+    from meterline.domain.entities import Environment, UserKey
+    from meterline.domain.plans import Limits, RatePlan
+
+    client, dash = dash_client
+    await sign_in(client)
+    accounts = dash.container.accounts
+    capped = await accounts.create_plan(
+        dash.project_id,
+        RatePlan(id="", name="Capped", limits=Limits(daily_request_limit=2)),
+    )
+    closed = await accounts.create_plan(
+        dash.project_id, RatePlan(id="", name="Closed", limits=Limits(monthly_token_limit=0))
+    )
+    for user, plan in (("heavy", capped), ("light", capped), ("free", None)):
+        key = UserKey(dash.project_id, Environment.TEST, user)
+        await accounts.get_or_create_end_user(key, plan.id if plan else None)
+    async with _api(client, dash.test_key) as api:
+        for user, n in (("heavy", 2), ("light", 1), ("free", 5)):  # free: the unlimited default
+            for _ in range(n):
+                event = {"end_user_id": user, "model": "gpt-4o-mini", "cost_usd": "0.01"}
+                r = await api.post(
+                    "/api/v1/billing/usage-events",
+                    json=event | {"prompt_tokens": 10, "completion_tokens": 5},
+                )
+                assert r.status_code == 200, r.text
+
+    def rows(html):
+        return re.findall(r'<tr data-user="([^"]+)"', html)
+
+    page = (await client.get("/dashboard/end-users?over_limit=true")).text
+    assert rows(page) == ["heavy"]
+    assert '<option value="true" selected>Over limit</option>' in page
+    assert '<label for="f-over">Over limit</label>' in page
+    assert page.count('class="badge over"') == 1
+    page = (await client.get("/dashboard/end-users?over_limit=false&sort=requests")).text
+    assert rows(page) == ["free", "light"] and 'class="badge over"' not in page
+    page = (await client.get("/dashboard/end-users")).text
+    assert rows(page) == ["free", "heavy", "light"] and page.count('class="badge over"') == 1
+    fragment = (await client.get("/dashboard/end-users?over_limit=true&fragment=1")).text
+    assert rows(fragment) == ["heavy"] and '<form class="toolbar"' not in fragment
+    # An empty result keeps the filters on screen (not the "no end users yet" panel).
+    page = (await client.get("/dashboard/end-users?over_limit=true&q=nobody")).text
+    assert "No end user matches these filters" in page and 'id="f-over"' in page
+
+    # Page links keep the filter: 26 users on a plan every user is over (limit 0).
+    for i in range(26):
+        key = UserKey(dash.project_id, Environment.TEST, f"closed-{i:02}")
+        await accounts.get_or_create_end_user(key, closed.id)
+    page = (await client.get("/dashboard/end-users?over_limit=true")).text
+    assert "27 end users" in page and "page 1 of 2" in page
+    next_url = re.search(r'<a href="([^"]+)">Next', page).group(1).replace("&amp;", "&")
+    assert "over_limit=true" in next_url and "page=2" in next_url
+    page = (await client.get(next_url)).text
+    assert rows(page) == ["closed-25", "heavy"]  # page 1: closed-00..closed-24, by id
+    assert page.count('class="badge over"') == 2
+    page = (await client.get("/dashboard/end-users?over_limit=false")).text
+    assert rows(page) == ["free", "light"]

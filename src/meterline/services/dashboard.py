@@ -84,6 +84,7 @@ class Dashboard:
         search: str | None = None,
         rate_plan_id: str | None = None,
         blocked: bool | None = None,
+        over_limit: bool | None = None,
         sort: str = "id",
         page: int = 1,
     ) -> EndUserTable:
@@ -96,6 +97,7 @@ class Dashboard:
             search=(search or "").strip()[:256] or None,
             rate_plan_id=rate_plan_id or None,
             blocked=blocked,
+            over_limit=over_limit,
             sort=sort,
             offset=(max(1, page) - 1) * PAGE_SIZE,
             limit=PAGE_SIZE,

@@ -3,12 +3,16 @@ one user's detail page."""
 
 from __future__ import annotations
 
-from datetime import date
+from dataclasses import replace
+from datetime import UTC, date, datetime, time
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
+from meterline.domain.limits import UsageSnapshot, exceeded_limits
+from meterline.domain.plans import RatePlan
+from meterline.ports import EndUserTable, EndUserUsageRow
 from meterline.services.dashboard import PAGE_SIZE
 from meterline.services.errors import ServiceError
 from meterline.web.dashboard.common import AdminDep, flag, redirect, render, verified_form
@@ -27,17 +31,24 @@ async def end_users(
     q: str = Query("", max_length=256),
     plan: str = Query("", max_length=100),
     blocked: str = Query("", max_length=8),
+    over_limit: str = Query("", max_length=8),
     sort: str = Query("id", pattern="^(id|tokens|revenue|requests)$"),
     page: int = Query(1, ge=1, le=100_000),
 ) -> Response:
     c = admin.container
     table = await c.dashboard.end_users(
-        admin.ctx, search=q, rate_plan_id=plan, blocked=flag(blocked), sort=sort, page=page
+        admin.ctx,
+        search=q,
+        rate_plan_id=plan,
+        blocked=flag(blocked),
+        over_limit=flag(over_limit),
+        sort=sort,
+        page=page,
     )
     plans, _ = await c.management.list_plans(admin.ctx)
     keys = await c.dashboard.api_keys(admin.ctx)
     env_keys = [k for k in keys if k.environment == admin.ctx.environment and not k.revoked]
-    params = {"q": q, "plan": plan, "blocked": blocked, "sort": sort}
+    params = {"q": q, "plan": plan, "blocked": blocked, "over_limit": over_limit, "sort": sort}
     pages = max(1, (table.total + PAGE_SIZE - 1) // PAGE_SIZE)
 
     def page_url(n: int) -> str:
@@ -52,6 +63,7 @@ async def end_users(
         table=table,
         plans=plans,
         plan_names={p.id: p.name for p in plans},
+        over_limits=_over_limits(table, plans, c.dashboard.today()),
         filters=params,
         page=page,
         pages=pages,
@@ -59,7 +71,38 @@ async def end_users(
         here=str(request.url.path) + ("?" + request.url.query if request.url.query else ""),
         key_prefix=env_keys[0].prefix if env_keys else None,
         base_url=str(request.base_url).rstrip("/"),
-        any_users=table.total > 0 or bool(q or plan or blocked),
+        any_users=table.total > 0 or bool(q or plan or blocked or over_limit),
+    )
+
+
+def _over_limits(table: EndUserTable, plans: list[RatePlan], today: date) -> dict[str, str]:
+    """End user id → the limits it has reached, for the rows that are over limit: the rule
+    of the ``over_limit`` filter (the effective plan's day/month token, request and
+    provider-cost limits, ``used >= limit``), applied to the row's own sums."""
+    by_id = {p.id: p for p in plans}
+    default = next((p for p in plans if p.is_default), None)
+    now = datetime.combine(today, time(), UTC)
+    out: dict[str, str] = {}
+    for row in table.rows:
+        plan = by_id.get(row.user.rate_plan_id or "", default)
+        if plan is None:
+            continue
+        limits = replace(plan.limits, requests_per_minute=None)  # not a day/month limit
+        reached = exceeded_limits(limits, _snapshot(row), now)
+        if reached:
+            names = (r.value.removesuffix("_exceeded").replace("_", " ") for r, _ in reached)
+            out[row.user.end_user_id] = ", ".join(names)
+    return out
+
+
+def _snapshot(row: EndUserUsageRow) -> UsageSnapshot:
+    return UsageSnapshot(
+        daily_tokens=row.today.total_tokens,
+        monthly_tokens=row.month.total_tokens,
+        daily_requests=row.today.requests,
+        monthly_requests=row.month.requests,
+        daily_cost=row.today.provider_cost,
+        monthly_cost=row.month.provider_cost,
     )
 
 
