@@ -34,6 +34,7 @@ from meterline.services.admission import Admission
 from meterline.services.alerts import AlertRecorder
 from meterline.services.auth import Authenticator
 from meterline.services.dashboard import Dashboard
+from meterline.services.end_users import EndUserDirectory
 from meterline.services.gateway import Gateway
 from meterline.services.invoicing import Invoicing
 from meterline.services.management import Management
@@ -159,8 +160,9 @@ async def build_container(
     plans = PlanResolver(accounts, cache_ttl_seconds=ttl)
     alerts = AlertRecorder(accounts)
     prices = GenaiPrices(accounts, cache_ttl_seconds=max(ttl, 1.0))
+    end_users = EndUserDirectory(accounts, plans, cache_ttl_seconds=ttl)
     admission = Admission(
-        accounts,
+        end_users,
         ledger,
         counters,
         clock,
@@ -215,7 +217,7 @@ async def build_container(
         alerts=alerts,
         admission=admission,
         metering=metering,
-        management=Management(accounts, ledger, plans, auth),
+        management=Management(accounts, ledger, plans, auth, end_users),
         gateway=gateway,
         credentials=credentials,
         invoices=invoices,

@@ -19,7 +19,6 @@ from meterline.domain.limits import Allow, Decision, Deny, DenyReason, UsageSnap
 from meterline.domain.plans import Limits, OverageAction, RatePlan
 from meterline.domain.pricing import Pricing
 from meterline.ports import (
-    Accounts,
     Clock,
     Counters,
     CountersUnavailable,
@@ -31,6 +30,7 @@ from meterline.ports import (
 )
 from meterline.services.alerts import AlertRecorder
 from meterline.services.auth import AuthContext
+from meterline.services.end_users import EndUserDirectory
 from meterline.services.errors import ServiceError
 from meterline.services.plans import PlanResolver, pricing_for
 
@@ -67,7 +67,7 @@ class QuotaCheck:
 class Admission:
     def __init__(
         self,
-        accounts: Accounts,
+        users: EndUserDirectory,
         ledger: Ledger,
         counters: Counters,
         clock: Clock,
@@ -78,7 +78,7 @@ class Admission:
         fail_open: bool = False,
         metrics: Metrics | None = None,
     ) -> None:
-        self._accounts = accounts
+        self._users = users
         self._ledger = ledger
         self._counters = counters
         self._clock = clock
@@ -92,12 +92,9 @@ class Admission:
         self._stale: set[UserKey] = set()
 
     async def end_user(self, ctx: AuthContext, end_user_id: str) -> tuple[EndUser, bool]:
-        key = UserKey(ctx.project_id, ctx.environment, end_user_id)
-        existing = await self._accounts.get_end_user(key)
-        if existing is not None:
-            return existing, False
-        default = await self._plans.default_plan(ctx.project_id)
-        return await self._accounts.get_or_create_end_user(key, default.id if default else None)
+        return await self._users.get_or_create(
+            UserKey(ctx.project_id, ctx.environment, end_user_id)
+        )
 
     async def check(
         self,

@@ -1,11 +1,20 @@
-"""A tiny TTL cache for slowly changing records on the hot path (keys, projects, plans).
+"""A tiny TTL cache for slowly changing records on the hot path (keys, projects, plans,
+end users).
 
 Writes through the services invalidate the local entry at once; other replicas see the
 change within the TTL, which is why the TTL is short (settings.cache_ttl_seconds).
+
+Loads are single-flight: when an entry is missing or expired, the first caller loads it
+and concurrent callers for the same key await that one load instead of each querying the
+database (a burst of requests for one new user would otherwise stampede). An invalidation
+during a load wins: the loaded value is returned to its callers but not stored, since it
+may predate the write. When full, expired entries go first, then the oldest ones, never
+the whole cache at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
@@ -15,26 +24,71 @@ __all__ = ["TTLCache"]
 V = TypeVar("V")
 
 
+class _LoadAbandoned(Exception):
+    """The loading caller was cancelled: its waiters load again themselves."""
+
+
 class TTLCache(Generic[V]):
     def __init__(self, ttl_seconds: float, max_entries: int = 10_000) -> None:
         self._ttl = ttl_seconds
-        self._max = max_entries
+        self._max = max(1, max_entries)
         self._data: dict[Hashable, tuple[float, V]] = {}
+        self._loading: dict[Hashable, asyncio.Future[V]] = {}
+        #: Bumped by every invalidation, so a load that straddles one is not stored.
+        self._generation = 0
+
+    def __len__(self) -> int:
+        return len(self._data)
 
     async def get_or_load(self, key: Hashable, load: Callable[[], Awaitable[V]]) -> V:
-        now = time.monotonic()
         hit = self._data.get(key)
-        if hit is not None and hit[0] > now:
+        if hit is not None and hit[0] > time.monotonic():
             return hit[1]
-        value = await load()
-        if self._ttl > 0:
-            if len(self._data) >= self._max:
-                self._data.clear()
-            self._data[key] = (now + self._ttl, value)
+        while (pending := self._loading.get(key)) is not None:
+            try:
+                return await asyncio.shield(pending)
+            except _LoadAbandoned:
+                continue
+        future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
+        self._loading[key] = future
+        generation = self._generation
+        try:
+            value = await load()
+        except Exception as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it, but there may be none
+            raise
+        except BaseException:  # cancelled: not an answer for the others
+            future.set_exception(_LoadAbandoned())
+            future.exception()
+            raise
+        finally:
+            if self._loading.get(key) is future:
+                del self._loading[key]
+        future.set_result(value)
+        if self._ttl > 0 and generation == self._generation:
+            self.put(key, value)
         return value
 
+    def put(self, key: Hashable, value: V) -> None:
+        """Store ``value`` (e.g. one just written) for the TTL."""
+        if self._ttl <= 0:
+            return
+        if key not in self._data and len(self._data) >= self._max:
+            self._evict()
+        self._data[key] = (time.monotonic() + self._ttl, value)
+
     def invalidate(self, key: Hashable | None = None) -> None:
+        self._generation += 1
         if key is None:
             self._data.clear()
         else:
             self._data.pop(key, None)
+
+    def _evict(self) -> None:
+        now = time.monotonic()
+        expired = [k for k, (deadline, _) in self._data.items() if deadline <= now]
+        for k in expired:
+            del self._data[k]
+        while len(self._data) >= self._max:  # oldest insertion first
+            del self._data[next(iter(self._data))]

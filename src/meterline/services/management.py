@@ -23,6 +23,7 @@ from meterline.ports import (
 )
 from meterline.services.auth import AuthContext, Authenticator
 from meterline.services.body_fields import known_fields
+from meterline.services.end_users import EndUserDirectory
 from meterline.services.errors import Conflict, Invalid, NotFoundError
 from meterline.services.plan_input import parse_plan
 from meterline.services.plans import PlanResolver
@@ -65,9 +66,15 @@ def _check_range(start: date, end: date) -> None:
 
 class Management:
     def __init__(
-        self, accounts: Accounts, ledger: Ledger, plans: PlanResolver, auth: Authenticator
+        self,
+        accounts: Accounts,
+        ledger: Ledger,
+        plans: PlanResolver,
+        auth: Authenticator,
+        end_users: EndUserDirectory,
     ) -> None:
         self._accounts = accounts
+        self._end_users = end_users
         self._ledger = ledger
         self._plans = plans
         self._auth = auth
@@ -166,7 +173,11 @@ class Management:
                     raise Invalid("email must be an email address", param="email")
                 changes[name] = value
         await self.get_end_user(ctx, end_user_id)
-        return await self._accounts.update_end_user(self._key(ctx, end_user_id), **changes)
+        key = self._key(ctx, end_user_id)
+        user = await self._accounts.update_end_user(key, **changes)
+        # After the write: a cached copy, or a load that began before it, is dropped.
+        self._end_users.invalidate(key)
+        return user
 
     async def usage(
         self, ctx: AuthContext, end_user_id: str, granularity: str, start: date, end: date

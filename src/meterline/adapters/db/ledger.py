@@ -11,6 +11,7 @@ in one global order and cannot deadlock.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
 from typing import Any
@@ -128,8 +129,31 @@ def _chunks(items: list[Any], size: int = _CHUNK) -> Iterable[list[Any]]:
         yield items[start : start + size]
 
 
+class _Statements:
+    """The two write statements of every batch, built once per ledger: executed with a
+    list of parameter sets (executemany; "insertmanyvalues" batching where RETURNING is
+    needed), their SQL is compiled once and then served from SQLAlchemy's cache, where a
+    fresh ``.values([...])`` statement per call was compiled anew every time."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self.insert_events = (
+            store._insert(t.usage_events)
+            .on_conflict_do_nothing(index_elements=["project_id", "environment", "event_id"])
+            .returning(_e.project_id, _e.environment, _e.event_id)
+        )
+        upsert = store._insert(t.usage_daily_rollups)
+        self.upsert_rollups = upsert.on_conflict_do_update(
+            index_elements=list(ROLLUP_KEY),
+            set_={name: _r[name] + upsert.excluded[name] for name in ROLLUP_SUMS},
+        )
+
+
 class SqlLedger(SqlStore):
     """``SqlLedger(engine, clock=None)``; the clock stamps ``recorded_at``."""
+
+    @functools.cached_property
+    def _statements(self) -> _Statements:
+        return _Statements(self)
 
     def _as_stored(self, ev: UsageEvent) -> UsageEvent:
         """The event exactly as a later read returns it (UTC, money at nano precision)."""
@@ -160,15 +184,9 @@ class SqlLedger(SqlStore):
         async with writing(self._engine) as conn:
             inserted: set[EventKey] = set()
             for chunk in _chunks(candidates):
-                stmt = (
-                    self._insert(t.usage_events)
-                    .values([_event_values(stored[i]) for _, i in chunk])
-                    .on_conflict_do_nothing(
-                        index_elements=["project_id", "environment", "event_id"]
-                    )
-                    .returning(_e.project_id, _e.environment, _e.event_id)
-                )
-                inserted.update(tuple(r) for r in (await conn.execute(stmt)).all())
+                params = [_event_values(stored[i]) for _, i in chunk]
+                result = await conn.execute(self._statements.insert_events, params)
+                inserted.update(tuple(r) for r in result.all())
             deltas: dict[RollupKey, list[int]] = {}
             for key, index in candidates:
                 if key in inserted:
@@ -217,12 +235,7 @@ class SqlLedger(SqlStore):
             for key, values in sorted(deltas.items())
         ]
         for chunk in _chunks(rows):
-            stmt = self._insert(t.usage_daily_rollups).values(chunk)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=list(ROLLUP_KEY),
-                set_={name: _r[name] + stmt.excluded[name] for name in ROLLUP_SUMS},
-            )
-            await conn.execute(stmt)
+            await conn.execute(self._statements.upsert_rollups, chunk)
 
     async def _daily(self, where: Any) -> list[tuple[date, RowMapping]]:
         query = select(_r.day, *sum_columns()).where(where).group_by(_r.day).order_by(_r.day)

@@ -1,0 +1,133 @@
+"""The hot-path TTL cache: single-flight loads, invalidation that beats a racing load,
+bounded size without dropping everything at once."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from meterline.services.cache import TTLCache
+
+
+async def test_concurrent_misses_share_one_load() -> None:
+    cache: TTLCache[int] = TTLCache(60)
+    calls = 0
+    gate = asyncio.Event()
+
+    async def load() -> int:
+        nonlocal calls
+        calls += 1
+        await gate.wait()
+        return 42
+
+    tasks = [asyncio.create_task(cache.get_or_load("k", load)) for _ in range(50)]
+    await asyncio.sleep(0)
+    gate.set()
+    assert await asyncio.gather(*tasks) == [42] * 50
+    assert calls == 1
+    assert await cache.get_or_load("k", load) == 42 and calls == 1  # now cached
+
+
+async def test_a_failed_load_reaches_every_waiter_and_is_not_cached() -> None:
+    cache: TTLCache[int] = TTLCache(60)
+    gate = asyncio.Event()
+    calls = 0
+
+    async def load() -> int:
+        nonlocal calls
+        calls += 1
+        await gate.wait()
+        raise RuntimeError("database down")
+
+    tasks = [asyncio.create_task(cache.get_or_load("k", load)) for _ in range(5)]
+    await asyncio.sleep(0)
+    gate.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(isinstance(r, RuntimeError) for r in results) and calls == 1
+
+    async def ok() -> int:
+        return 7
+
+    assert await cache.get_or_load("k", ok) == 7
+
+
+async def test_a_cancelled_loader_does_not_fail_its_waiters() -> None:
+    cache: TTLCache[int] = TTLCache(60)
+    gate = asyncio.Event()
+
+    async def slow() -> int:
+        await gate.wait()
+        return 1
+
+    first = asyncio.create_task(cache.get_or_load("k", slow))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(cache.get_or_load("k", slow))
+    await asyncio.sleep(0)
+    first.cancel()
+    await asyncio.sleep(0)
+    gate.set()
+    assert await second == 1  # it loaded again itself
+    with pytest.raises(asyncio.CancelledError):
+        await first
+
+
+async def test_invalidation_during_a_load_keeps_the_stale_value_out() -> None:
+    cache: TTLCache[str] = TTLCache(60)
+    gate = asyncio.Event()
+
+    async def stale() -> str:
+        await gate.wait()
+        return "before the write"
+
+    task = asyncio.create_task(cache.get_or_load("k", stale))
+    await asyncio.sleep(0)
+    cache.invalidate("k")  # a write landed while the read was in flight
+    gate.set()
+    assert await task == "before the write"  # its own caller may see it …
+
+    async def fresh() -> str:
+        return "after the write"
+
+    assert await cache.get_or_load("k", fresh) == "after the write"  # … nobody after
+
+
+async def test_entries_expire_and_invalidate_removes_them() -> None:
+    cache: TTLCache[int] = TTLCache(0.05)
+    values = iter(range(100))
+
+    async def load() -> int:
+        return next(values)
+
+    assert await cache.get_or_load("k", load) == 0
+    assert await cache.get_or_load("k", load) == 0
+    await asyncio.sleep(0.06)
+    assert await cache.get_or_load("k", load) == 1
+    cache.invalidate("k")
+    assert await cache.get_or_load("k", load) == 2
+    cache.invalidate()
+    assert len(cache) == 0
+
+
+async def test_a_full_cache_evicts_the_oldest_entry_not_everything() -> None:
+    cache: TTLCache[int] = TTLCache(60, max_entries=3)
+    for i in range(3):
+        cache.put(i, i)
+    cache.put(3, 3)
+    assert len(cache) == 3
+
+    async def reload() -> int:
+        return -1
+
+    assert await cache.get_or_load(0, reload) == -1  # the oldest went
+    assert await cache.get_or_load(3, reload) == 3  # the newest stayed
+
+
+async def test_zero_ttl_caches_nothing() -> None:
+    cache: TTLCache[int] = TTLCache(0)
+    values = iter(range(10))
+
+    async def load() -> int:
+        return next(values)
+
+    assert [await cache.get_or_load("k", load) for _ in range(3)] == [0, 1, 2]
