@@ -36,6 +36,7 @@ from meterline.services.auth import Authenticator
 from meterline.services.dashboard import Dashboard
 from meterline.services.end_users import EndUserDirectory
 from meterline.services.gateway import Gateway
+from meterline.services.group_commit import GroupCommit
 from meterline.services.invoicing import Invoicing
 from meterline.services.management import Management
 from meterline.services.metering import Metering
@@ -172,7 +173,7 @@ async def build_container(
         fail_open=settings.counters_failure == "open",
         metrics=metrics,
     )
-    metering = Metering(ledger, prices, admission, plans, alerts, metrics=metrics)
+    metering = Metering(GroupCommit(ledger), prices, admission, plans, alerts, metrics=metrics)
     credentials = ProviderCredentials(
         accounts,
         FernetBox(settings.resolved_secret_key()),

@@ -16,11 +16,12 @@ from typing import Any
 from meterline.domain.entities import EndUser, UsageEvent, UserKey
 from meterline.domain.money import to_nanos
 from meterline.domain.pricing import compute_charge
-from meterline.ports import Ledger, Metrics, NoMetrics, Prices, RecordOutcome, RecordStatus
+from meterline.ports import Metrics, NoMetrics, Prices, RecordOutcome, RecordStatus
 from meterline.services.admission import Admission
 from meterline.services.alerts import AlertRecorder
 from meterline.services.auth import AuthContext
 from meterline.services.errors import ServiceError
+from meterline.services.group_commit import EventWriter
 from meterline.services.plans import PlanResolver, pricing_for
 from meterline.services.usage_input import EventInput
 
@@ -44,7 +45,7 @@ class EventResult:
 class Metering:
     def __init__(
         self,
-        ledger: Ledger,
+        ledger: EventWriter,
         prices: Prices,
         admission: Admission,
         plans: PlanResolver,
