@@ -160,12 +160,12 @@ HUGE = 40 * 1024 * 1024
 DEEP = b"[" * 100_000 + b"]" * 100_000
 CASES = [
     ("huge events", EVENTS, b"x" * (9 * 1024 * 1024), "application/json", 413, "body_too_large"),
-    ("huge gateway", CHAT, b'{"a":"' + b"x" * HUGE + b'"}', "application/json", 422, "body_too_large"),
+    ("huge gateway", CHAT, b'{"a":"' + b"x" * HUGE + b'"}', "application/json", 413, "body_too_large"),
     ("deep events", EVENTS, DEEP, "application/json", 400, "invalid_json"),
     ("deep quota", QUOTA, DEEP, "application/json", 400, "invalid_json"),
     ("deep gateway", CHAT, DEEP, "application/json", 422, "invalid_json"),
     ("text/plain events", EVENTS, b'{"end_user_id": "u"}', "text/plain", 415, "unsupported_media_type"),
-    ("form gateway", CHAT, b"model=gpt-4o&user=u", "application/x-www-form-urlencoded", 422, "invalid_json"),
+    ("form gateway", CHAT, b"model=gpt-4o&user=u", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
     ("utf8 events", EVENTS, b'{"end_user_id": "\xff"}', "application/json", 400, "invalid_json"),
     ("utf8 quota", QUOTA, b'{"end_user_id": "\xff"}', "application/json", 400, "invalid_json"),
     ("utf8 gateway", CHAT, b'{"model": "gpt-4o", "user": "\xff"}', "application/json", 422, "invalid_json"),

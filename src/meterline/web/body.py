@@ -15,7 +15,7 @@ from starlette.requests import Request
 
 from meterline.services.errors import ServiceError
 
-__all__ = ["MAX_BODY_BYTES", "BodyError", "read_json"]
+__all__ = ["MAX_BODY_BYTES", "BodyError", "read_body", "read_json", "require_json_type"]
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 MAX_DEPTH = 32
@@ -50,25 +50,38 @@ def _depth(value: Any, level: int = 0) -> int:
     return level
 
 
-async def read_json(request: Request, *, empty_ok: bool = False) -> Any:
+def require_json_type(request: Request) -> None:
+    """415 when a Content-Type is given and is not JSON (none at all is let through)."""
     ctype = request.headers.get("content-type", "")
+    if ctype and "json" not in ctype.lower():
+        raise _WrongType("Content-Type must be application/json")
+
+
+async def read_body(request: Request, limit: int, *, json_only: bool = False) -> bytearray:
+    """The raw body, refused with 413 once it is over ``limit`` bytes: before a byte is
+    read when the declared Content-Length says so, otherwise (chunked, or a Content-Length
+    that lies) as soon as the chunks received pass it, so no more than ``limit`` bytes are
+    ever held. ``json_only`` also refuses a non-JSON Content-Type (415) before reading."""
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise _TooLarge(f"request body exceeds {MAX_BODY_BYTES} bytes")
-    chunks: list[bytes] = []
-    size = 0
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise _TooLarge(f"request body exceeds {limit} bytes")
+    if json_only:
+        require_json_type(request)
+    raw = bytearray()
     async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise _TooLarge(f"request body exceeds {MAX_BODY_BYTES} bytes")
-        chunks.append(chunk)
-    raw = b"".join(chunks)
+        if len(raw) + len(chunk) > limit:
+            raise _TooLarge(f"request body exceeds {limit} bytes")
+        raw += chunk
+    return raw
+
+
+async def read_json(request: Request, *, empty_ok: bool = False) -> Any:
+    raw = await read_body(request, MAX_BODY_BYTES)
     if not raw.strip():
         if empty_ok:
             return {}
         raise BodyError("request body must be a JSON object", code="missing_body")
-    if ctype and "json" not in ctype.lower():
-        raise _WrongType("Content-Type must be application/json")
+    require_json_type(request)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

@@ -16,6 +16,7 @@ from starlette.responses import Response, StreamingResponse
 from meterline.ports import Operation, UpstreamError
 from meterline.services.errors import Invalid, ServiceError
 from meterline.services.gateway import Denied, GatewayRequest, estimate_tokens
+from meterline.web.body import read_body
 from meterline.web.deps import Auth, container_of
 from meterline.web.responses import ORJSON, error_response
 
@@ -28,9 +29,9 @@ _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_GATEWAY_BODY:
-        raise Invalid(f"request body exceeds {MAX_GATEWAY_BODY} bytes", code="body_too_large")
+    # 413 before reading when Content-Length is over the limit, 415 for a non-JSON
+    # Content-Type, and a chunked body is cut off as soon as it passes the limit.
+    raw = await read_body(request, MAX_GATEWAY_BODY, json_only=True)
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -142,6 +143,7 @@ async def _serve(request: Request, ctx: Any, operation: Operation) -> Response:
                 403: "permission_error",
                 429: "rate_limit_error",
                 404: "not_found_error",
+                413: "request_too_large",
             }.get(exc.status, "invalid_request_error")
             return _anthropic_error(exc.status, kind, exc.message, retry)
         return error_response(
