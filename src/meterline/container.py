@@ -161,7 +161,9 @@ async def build_container(
     plans = PlanResolver(accounts, cache_ttl_seconds=ttl)
     alerts = AlertRecorder(accounts)
     prices = GenaiPrices(accounts, cache_ttl_seconds=max(ttl, 1.0))
-    end_users = EndUserDirectory(accounts, plans, cache_ttl_seconds=ttl)
+    end_users = EndUserDirectory(
+        accounts, plans, cache_ttl_seconds=settings.resolved_end_user_cache_ttl
+    )
     admission = Admission(
         end_users,
         ledger,

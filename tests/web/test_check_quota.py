@@ -79,6 +79,22 @@ async def test_model_not_allowed_and_blocked(gw):
     assert (r["allowed"], r["reason"], r["retry_after_seconds"]) == (False, "user_blocked", None)
 
 
+async def test_end_user_changes_apply_to_the_very_next_check(gw):
+    """End users are cached on the hot path; a write through the API must not be masked
+    by the cache: block, unblock and plan changes apply to the next call."""
+    await make_default_plan(gw)
+    other = await gw.post(PLANS, {"name": "Other", "daily_request_limit": 1})
+    user = "cached-u"
+    for _ in range(3):  # warm the cache
+        assert (await gw.get(QUOTA, params={"end_user_id": user})).json()["allowed"] is True
+    for blocked, allowed in ((True, False), (False, True), (True, False), (False, True)):
+        await gw.patch(f"/api/v1/billing/end-users/{user}", {"blocked": blocked})
+        assert (await gw.get(QUOTA, params={"end_user_id": user})).json()["allowed"] is allowed
+    await gw.patch(f"/api/v1/billing/end-users/{user}", {"rate_plan_id": other.json()["id"]})
+    r = (await gw.get(QUOTA, params={"end_user_id": user})).json()
+    assert r["rate_plan"]["id"] == other.json()["id"]
+
+
 async def test_reserve_counts_and_denies_at_limit_with_retry_after(gw, clock):
     clock.current = datetime(2026, 11, 27, 23, 0, 0, tzinfo=UTC)
     await make_default_plan(gw, daily_request_limit=3)
