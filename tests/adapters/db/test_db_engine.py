@@ -6,7 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 
 from meterline.adapters.db import create_engine, migrate, to_async_url
 from meterline.adapters.db import tables as t
@@ -22,10 +22,48 @@ from meterline.adapters.db.engine import reading, writing
         ("postgresql://u:p@h:5432/db", "postgresql+asyncpg://u:***@h:5432/db"),
         ("postgres://u@h/db", "postgresql+asyncpg://u@h/db"),
         ("postgresql+asyncpg://u@h/db", "postgresql+asyncpg://u@h/db"),
+        ("postgresql://u@h/db?sslmode=require", "postgresql+asyncpg://u@h/db?ssl=require"),
+        ("postgresql://u@h/db?ssl=disable", "postgresql+asyncpg://u@h/db?ssl=disable"),
     ],
 )
 def test_to_async_url(plain, expected):
     assert str(to_async_url(plain)) == expected
+
+
+class _Captured(Exception):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("url", "options", "expected"),
+    [
+        # loopback without an ssl choice: no TLS attempt on every new connection
+        ("postgresql://u@127.0.0.1/db", {}, {"ssl": False}),
+        (
+            "postgresql://u@localhost/db",
+            {"connect_args": {"timeout": 5}},
+            {"ssl": False, "timeout": 5},
+        ),
+        # a remote host, or a URL that chooses, keeps asyncpg's own handling
+        ("postgresql://u@db.internal/db", {}, {}),
+        ("postgresql://u@127.0.0.1/db?sslmode=require", {}, {"ssl": "require"}),
+    ],
+)
+async def test_postgres_connect_args(url, options, expected):
+    engine = create_engine(url, **options)
+    seen: dict[str, object] = {}
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def grab(_dialect, _record, _cargs, cparams):  # the driver's arguments, not connecting
+        seen.update(cparams)
+        raise _Captured
+
+    with pytest.raises(_Captured):
+        async with engine.connect():
+            pass
+    assert {k: seen[k] for k in ("ssl", "timeout") if k in seen} == expected
+    assert engine.pool.size() == 24  # sized for the gateway's concurrency
+    await engine.dispose()
 
 
 def test_password_survives_conversion():

@@ -40,14 +40,34 @@ def create_engine(url: str | URL, **options: Any) -> AsyncEngine:
     async_url = to_async_url(url)
     if async_url.get_backend_name() == "sqlite":
         return _sqlite_engine(async_url, options)
+    # Sized for the gateway's concurrency: an overflow connection is closed when it is
+    # returned, and opening one (a server fork, a TLS attempt, an empty statement cache)
+    # cost more than the query it served. Connections open lazily, so an idle process
+    # holds few, and the ceiling (30) stays what it was, for max_connections.
     defaults: dict[str, Any] = {
-        "pool_size": 10,
-        "max_overflow": 20,
+        "pool_size": 24,
+        "max_overflow": 6,
         "pool_timeout": 30,
         "pool_recycle": 1800,
         "pool_pre_ping": True,
     }
-    return create_async_engine(async_url, **{**defaults, **options})
+    if _is_loopback(async_url) and not _names_ssl(async_url):
+        # asyncpg's default (sslmode=prefer) first tries TLS on every new connection;
+        # on loopback there is no network to protect. A URL's own sslmode still wins.
+        defaults["connect_args"] = {"ssl": False}
+    merged = {**defaults, **options}
+    if "connect_args" in defaults and "connect_args" in options:
+        merged["connect_args"] = {**defaults["connect_args"], **options["connect_args"]}
+    return create_async_engine(async_url, **merged)
+
+
+def _is_loopback(url: URL) -> bool:
+    host = url.host or ""
+    return host in ("", "localhost", "127.0.0.1", "::1") or host.startswith("/")
+
+
+def _names_ssl(url: URL) -> bool:
+    return any(k in url.query for k in ("ssl", "sslmode"))
 
 
 def _sqlite_engine(url: URL, options: dict[str, Any]) -> AsyncEngine:

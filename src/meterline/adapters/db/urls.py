@@ -30,7 +30,12 @@ def to_async_url(url: str | URL) -> URL:
     if name in _ALREADY_ASYNC:
         return parsed
     if name in _ASYNC_DRIVERS:
-        return parsed.set(drivername=_ASYNC_DRIVERS[name])
+        parsed = parsed.set(drivername=_ASYNC_DRIVERS[name])
+        if "sslmode" in parsed.query and "ssl" not in parsed.query:
+            # libpq spells it sslmode; asyncpg takes the same modes as ``ssl``.
+            mode = parsed.query["sslmode"]
+            parsed = parsed.difference_update_query(["sslmode"]).update_query_dict({"ssl": mode})
+        return parsed
     raise ValueError(
         f"unsupported database URL scheme {name!r}: use sqlite:///path.db or "
         "postgresql://user:pass@host:5432/db"
