@@ -17,7 +17,15 @@ from meterline.adapters.upstreams.errors import error_for
 from meterline.adapters.upstreams.sse import SSEDecoder, SSEEvent
 from meterline.ports import Operation, UpstreamError
 
-__all__ = ["UNPARSABLE", "headers_of", "join_url", "parse_json", "read_events", "transport_error"]
+__all__ = [
+    "UNPARSABLE",
+    "headers_of",
+    "join_url",
+    "json_body",
+    "parse_json",
+    "read_events",
+    "transport_error",
+]
 
 UNPARSABLE = object()  # parse_json's answer for a body that is not JSON
 
@@ -30,6 +38,12 @@ def transport_error(operation: Operation, exc: httpx.HTTPError) -> UpstreamError
     if isinstance(exc, httpx.TimeoutException):
         return error_for(operation, 504, f"provider timed out ({type(exc).__name__})")
     return error_for(operation, 502, f"provider unreachable: {exc or type(exc).__name__}")
+
+
+def json_body(payload: Any) -> bytes:
+    """The request body as compact UTF-8 JSON, by orjson (httpx's ``json=`` uses the
+    slower stdlib encoder; bodies came in through orjson, so they go back out the same)."""
+    return orjson.dumps(payload)
 
 
 def parse_json(raw: bytes) -> Any:

@@ -18,6 +18,7 @@ from meterline.adapters.upstreams._http import (
     UNPARSABLE,
     headers_of,
     join_url,
+    json_body,
     parse_json,
     read_events,
     transport_error,
@@ -84,7 +85,7 @@ class AnthropicUpstream:
     ) -> UpstreamReply:
         url, payload, headers = self._prepare(target, operation, body, stream=False)
         try:
-            response = await self._client.post(url, json=payload, headers=headers)
+            response = await self._client.post(url, content=json_body(payload), headers=headers)
         except httpx.HTTPError as exc:
             raise transport_error(operation, exc) from exc
         data = parse_json(response.content)
@@ -108,7 +109,9 @@ class AnthropicUpstream:
         )
         started = False
         try:
-            async with self._client.stream("POST", url, json=payload, headers=headers) as resp:
+            async with self._client.stream(
+                "POST", url, content=json_body(payload), headers=headers
+            ) as resp:
                 if not resp.is_success:
                     raw = await resp.aread()
                     data = parse_json(raw)

@@ -25,6 +25,7 @@ from meterline.adapters.upstreams._http import (
     UNPARSABLE,
     headers_of,
     join_url,
+    json_body,
     parse_json,
     read_events,
     transport_error,
@@ -114,7 +115,7 @@ class OpenAICompatible:
     ) -> UpstreamReply:
         url, payload, headers = self._prepare(target, operation, body, stream=False)
         try:
-            response = await self._client.post(url, json=payload, headers=headers)
+            response = await self._client.post(url, content=json_body(payload), headers=headers)
         except httpx.HTTPError as exc:
             raise transport_error(operation, exc) from exc
         data = parse_json(response.content)
@@ -141,7 +142,9 @@ class OpenAICompatible:
         mode = _Reverse(target.model) if operation is Operation.MESSAGES else _Plain(operation)
         started = False
         try:
-            async with self._client.stream("POST", url, json=payload, headers=headers) as resp:
+            async with self._client.stream(
+                "POST", url, content=json_body(payload), headers=headers
+            ) as resp:
                 if not resp.is_success:
                     data = parse_json(await resp.aread())
                     raw = resp.text if data is UNPARSABLE else data
