@@ -50,6 +50,9 @@ def create_engine(url: str | URL, **options: Any) -> AsyncEngine:
         "pool_timeout": 30,
         "pool_recycle": 1800,
         "pool_pre_ping": True,
+        # Reuse the most recently returned connection: its caches (asyncpg's prepared
+        # statements; SQLite's page cache) are the warm ones.
+        "pool_use_lifo": True,
     }
     if _is_loopback(async_url) and not _names_ssl(async_url):
         # asyncpg's default (sslmode=prefer) first tries TLS on every new connection;
@@ -76,7 +79,10 @@ def _sqlite_engine(url: URL, options: dict[str, Any]) -> AsyncEngine:
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     # A generous pool timeout: with one writer at a time, connections may be busy for a
     # while under load, and waiting beats failing.
-    defaults: dict[str, Any] = {"pool_timeout": 60}
+    # LIFO keeps one connection hot: with FIFO every call got the connection least
+    # recently used, whose page cache other connections' writes had made stale
+    # (measured: 10.1 → 8.1 ms per sequential gateway call).
+    defaults: dict[str, Any] = {"pool_timeout": 60, "pool_use_lifo": True}
     engine = create_async_engine(url, **{**defaults, **options})
 
     @event.listens_for(engine.sync_engine, "connect")
