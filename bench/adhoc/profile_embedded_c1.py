@@ -8,7 +8,7 @@ import time
 sys.path.insert(0, "bench")
 import run as R
 
-R.take_snapshot("acb54fdd")
+R.take_snapshot("HEAD")
 procs = R.Procs()
 try:
     port = R.free_port()
