@@ -34,16 +34,10 @@ class Settings(BaseSettings):
     counters_failure: Literal["closed", "open"] = "closed"
     #: Cache lifetime for keys, projects and plans on the hot path.
     cache_ttl_seconds: float = 2.0
-    #: Cache lifetime for end users (plan, blocked) on the hot path. Unset: 60 s when the
-    #: app runs as one process (no Redis; every write goes through it and invalidates at
-    #: once), else ``cache_ttl_seconds``, since other replicas only see a change on expiry.
-    end_user_cache_ttl_seconds: float | None = None
-
-    @property
-    def resolved_end_user_cache_ttl(self) -> float:
-        if self.end_user_cache_ttl_seconds is not None:
-            return self.end_user_cache_ttl_seconds
-        return self.cache_ttl_seconds if self.redis_url else 60.0
+    #: Cache lifetime for end users (plan, blocked) on the hot path. Every change through
+    #: the API drops the cached copy at once, on every replica (Redis pub/sub when Redis
+    #: is configured), so this only bounds what a replica that missed a message serves.
+    end_user_cache_ttl_seconds: float = 60.0
 
     openai_api_key: str | None = Field(default=None, validation_alias="OPENAI_API_KEY")
     openai_base_url: str = Field(

@@ -22,6 +22,7 @@ from meterline.adapters.db import (
 )
 from meterline.adapters.db.dashboard_queries import SqlDashboardQueries
 from meterline.adapters.db.stripe import SqlStripeStore
+from meterline.adapters.invalidation import RedisInvalidations
 from meterline.adapters.metrics import PrometheusMetrics
 from meterline.adapters.prices import GenaiPrices
 from meterline.adapters.secrets import FernetBox
@@ -74,6 +75,7 @@ class Container:
     repricing: Repricing
     http: Any = None
     redis: Any = None
+    invalidations: RedisInvalidations | None = None
     metrics: PrometheusMetrics | None = None
     #: Present only when a Stripe platform key is configured.
     stripe_sync: StripeSync | None = None
@@ -126,6 +128,8 @@ class Container:
             await self.stripe_payments.aclose()
         if self.http is not None:
             await self.http.aclose()
+        if self.invalidations is not None:
+            await self.invalidations.stop()
         if self.redis is not None:
             await self.redis.aclose()
         await self.engine.dispose()
@@ -161,9 +165,15 @@ async def build_container(
     plans = PlanResolver(accounts, cache_ttl_seconds=ttl)
     alerts = AlertRecorder(accounts)
     prices = GenaiPrices(accounts, cache_ttl_seconds=max(ttl, 1.0))
+    invalidations = RedisInvalidations(redis) if redis is not None else None
     end_users = EndUserDirectory(
-        accounts, plans, cache_ttl_seconds=settings.resolved_end_user_cache_ttl
+        accounts,
+        plans,
+        cache_ttl_seconds=settings.end_user_cache_ttl_seconds,
+        bus=invalidations,
     )
+    if invalidations is not None:
+        invalidations.start()
     admission = Admission(
         end_users,
         ledger,
@@ -228,6 +238,7 @@ async def build_container(
         repricing=Repricing(accounts, SqlRepricer(engine), prices, plans, prices.invalidate),
         http=http,
         redis=redis,
+        invalidations=invalidations,
         metrics=metrics,
         stripe_sync=stripe_sync,
         stripe_payments=stripe_payments,

@@ -36,6 +36,7 @@ from meterline.ports.errors import (
     PlanInUse,
     SeedNeeded,
 )
+from meterline.ports.invalidation import InvalidationHandler, Invalidations
 from meterline.ports.invoices import (
     InvalidTransition,
     InvoiceFinalized,
@@ -90,6 +91,8 @@ __all__ = [
     "EndUserTable",
     "EndUserUsageRow",
     "InvalidTransition",
+    "InvalidationHandler",
+    "Invalidations",
     "InvoiceFinalized",
     "InvoiceStore",
     "Ledger",

@@ -1,20 +1,23 @@
 """End users as admission reads them: on every gateway call and quota check.
 
-A user's record (plan, blocked flag) changes rarely, so it is served from a short TTL
-cache (``settings.cache_ttl_seconds``). Writes through
-:class:`~meterline.services.management.Management` invalidate this replica's entry at
-once; other replicas see a block or a plan change within the TTL, the same rule as for
-keys and plans.
+A user's record (plan, blocked flag) changes rarely, so it is served from a TTL cache.
+Writes through :class:`~meterline.services.management.Management` drop this process's copy
+at once and, when the app runs as several replicas, tell the others over
+:class:`~meterline.ports.Invalidations` (Redis pub/sub), so a block or a plan change
+applies to the next call everywhere. A replica that missed a message (its subscription
+was down) is told to drop everything on resubscribing; the TTL bounds anything else.
 """
 
 from __future__ import annotations
 
-from meterline.domain.entities import EndUser, UserKey
-from meterline.ports import Accounts
+from meterline.domain.entities import EndUser, Environment, UserKey
+from meterline.ports import Accounts, Invalidations
 from meterline.services.cache import TTLCache
 from meterline.services.plans import PlanResolver
 
-__all__ = ["EndUserDirectory"]
+__all__ = ["TOPIC", "EndUserDirectory"]
+
+TOPIC = "end_user"
 
 
 class EndUserDirectory:
@@ -25,12 +28,16 @@ class EndUserDirectory:
         *,
         cache_ttl_seconds: float,
         max_entries: int = 100_000,
+        bus: Invalidations | None = None,
     ) -> None:
         self._accounts = accounts
         self._plans = plans
+        self._bus = bus
         # A cached ``None`` means "not created yet" and sends the caller to the atomic
         # get-or-create below, whose result then replaces it.
         self._cache: TTLCache[EndUser | None] = TTLCache(cache_ttl_seconds, max_entries)
+        if bus is not None:
+            bus.subscribe(TOPIC, self._on_remote_change)
 
     async def get_or_create(self, key: UserKey) -> tuple[EndUser, bool]:
         """The user, created on first sight on the project's default plan; ``True`` for
@@ -45,5 +52,18 @@ class EndUserDirectory:
         self._cache.put(key, user)
         return user, created
 
-    def invalidate(self, key: UserKey | None = None) -> None:
+    async def changed(self, key: UserKey) -> None:
+        """Call after writing ``key``'s record: drops every replica's copy."""
         self._cache.invalidate(key)
+        if self._bus is not None:
+            await self._bus.publish(TOPIC, (key.project_id, key.environment.value, key.end_user_id))
+
+    def _on_remote_change(self, _topic: str, key: tuple[str, ...] | None) -> None:
+        if key is None or len(key) != 3:
+            self._cache.invalidate()
+            return
+        try:
+            environment = Environment(key[1])
+        except ValueError:
+            return
+        self._cache.invalidate(UserKey(key[0], environment, key[2]))

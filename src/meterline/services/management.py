@@ -176,7 +176,7 @@ class Management:
         key = self._key(ctx, end_user_id)
         user = await self._accounts.update_end_user(key, **changes)
         # After the write: a cached copy, or a load that began before it, is dropped.
-        self._end_users.invalidate(key)
+        await self._end_users.changed(key)
         return user
 
     async def usage(
