@@ -99,6 +99,7 @@ class Container:
             SqlDashboardQueries(self.engine),
             self.auth,
             self.clock,
+            self.plans,
         )
 
     async def health(self) -> dict[str, str]:

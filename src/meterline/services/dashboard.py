@@ -4,10 +4,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import date, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
 
 from meterline.domain.entities import AlertRecord, EndUser, Environment
+from meterline.domain.limits import UsageSnapshot, exceeded_limits
 from meterline.ports import (
     Accounts,
     AdminAccounts,
@@ -15,6 +16,7 @@ from meterline.ports import (
     Clock,
     DashboardQueries,
     EndUserTable,
+    EndUserUsageRow,
     ModelUsage,
     NotFound,
     RevenueReport,
@@ -25,6 +27,7 @@ from meterline.services.bootstrap import create_key
 from meterline.services.errors import Invalid, NotFoundError
 from meterline.services.keys import GeneratedKey
 from meterline.services.management import Management
+from meterline.services.plans import PlanResolver
 
 __all__ = ["Dashboard", "EndUserDetail", "RevenueView"]
 
@@ -61,8 +64,10 @@ class Dashboard:
         queries: DashboardQueries,
         auth: Authenticator,
         clock: Clock,
+        plans: PlanResolver,
     ) -> None:
         self._management = management
+        self._plans = plans
         self._accounts = accounts
         self._admins = admins
         self._queries = queries
@@ -102,6 +107,21 @@ class Dashboard:
             offset=(max(1, page) - 1) * PAGE_SIZE,
             limit=PAGE_SIZE,
         )
+
+    async def limits_reached(self, ctx: AuthContext, table: EndUserTable) -> dict[str, str]:
+        """End user id → the limits it has reached, for the rows that are over limit: the
+        rule of the ``over_limit`` filter (the effective plan's day/month token, request and
+        provider-cost limits, ``used >= limit``), applied to the row's own sums."""
+        now = datetime.combine(self.today(), time(), UTC)
+        out: dict[str, str] = {}
+        for row in table.rows:
+            plan = await self._plans.plan_for(row.user, ctx.project_id)
+            limits = replace(plan.limits, requests_per_minute=None)  # not a day/month limit
+            reached = exceeded_limits(limits, _snapshot(row), now)
+            if reached:
+                names = (r.value.removesuffix("_exceeded").replace("_", " ") for r, _ in reached)
+                out[row.user.end_user_id] = ", ".join(names)
+        return out
 
     async def end_user_detail(
         self, ctx: AuthContext, end_user_id: str, days: int = 30
@@ -145,3 +165,14 @@ class Dashboard:
         except NotFound:
             raise NotFoundError(f"No API key {key_id!r} in this project.") from None
         self._auth.invalidate_keys()
+
+
+def _snapshot(row: EndUserUsageRow) -> UsageSnapshot:
+    return UsageSnapshot(
+        daily_tokens=row.today.total_tokens,
+        monthly_tokens=row.month.total_tokens,
+        daily_requests=row.today.requests,
+        monthly_requests=row.month.requests,
+        daily_cost=row.today.provider_cost,
+        monthly_cost=row.month.provider_cost,
+    )

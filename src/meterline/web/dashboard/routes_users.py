@@ -3,16 +3,12 @@ one user's detail page."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-from datetime import UTC, date, datetime, time
+from datetime import date
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from meterline.domain.limits import UsageSnapshot, exceeded_limits
-from meterline.domain.plans import RatePlan
-from meterline.ports import EndUserTable, EndUserUsageRow
 from meterline.services.dashboard import PAGE_SIZE
 from meterline.services.errors import ServiceError
 from meterline.web.dashboard.common import AdminDep, flag, redirect, render, verified_form
@@ -63,7 +59,7 @@ async def end_users(
         table=table,
         plans=plans,
         plan_names={p.id: p.name for p in plans},
-        over_limits=_over_limits(table, plans, c.dashboard.today()),
+        over_limits=await c.dashboard.limits_reached(admin.ctx, table),
         filters=params,
         page=page,
         pages=pages,
@@ -72,37 +68,6 @@ async def end_users(
         key_prefix=env_keys[0].prefix if env_keys else None,
         base_url=str(request.base_url).rstrip("/"),
         any_users=table.total > 0 or bool(q or plan or blocked or over_limit),
-    )
-
-
-def _over_limits(table: EndUserTable, plans: list[RatePlan], today: date) -> dict[str, str]:
-    """End user id → the limits it has reached, for the rows that are over limit: the rule
-    of the ``over_limit`` filter (the effective plan's day/month token, request and
-    provider-cost limits, ``used >= limit``), applied to the row's own sums."""
-    by_id = {p.id: p for p in plans}
-    default = next((p for p in plans if p.is_default), None)
-    now = datetime.combine(today, time(), UTC)
-    out: dict[str, str] = {}
-    for row in table.rows:
-        plan = by_id.get(row.user.rate_plan_id or "", default)
-        if plan is None:
-            continue
-        limits = replace(plan.limits, requests_per_minute=None)  # not a day/month limit
-        reached = exceeded_limits(limits, _snapshot(row), now)
-        if reached:
-            names = (r.value.removesuffix("_exceeded").replace("_", " ") for r, _ in reached)
-            out[row.user.end_user_id] = ", ".join(names)
-    return out
-
-
-def _snapshot(row: EndUserUsageRow) -> UsageSnapshot:
-    return UsageSnapshot(
-        daily_tokens=row.today.total_tokens,
-        monthly_tokens=row.month.total_tokens,
-        daily_requests=row.today.requests,
-        monthly_requests=row.month.requests,
-        daily_cost=row.today.provider_cost,
-        monthly_cost=row.month.provider_cost,
     )
 
 
