@@ -42,9 +42,16 @@ class Counters(Protocol):
     :meth:`seed_version` so that a seed racing with them is redone.
 
     Counters track only the current UTC day and month: usage settled with ``at`` in an
-    earlier window changes the ledger alone. Expired reservations are released lazily
-    (their request uncounted, their tokens and cost unheld) on any call for that user.
-    Keys expire after their window; one user's keys share a Redis Cluster hash tag.
+    earlier window changes the ledger alone. Keys expire after their window; one user's
+    keys share a Redis Cluster hash tag.
+
+    A reservation that expires unsettled is noticed lazily, on any call for that user:
+    its tokens and cost are unheld and the user's current windows are dropped (the call
+    then raises :class:`SeedNeeded`), because whether its call was recorded only the
+    ledger knows — a process that died between the ledger commit and the settle leaves a
+    row, one that died before leaves none. A seed counts one request for each live
+    reservation admitted in the window it writes: admission counted it, and the ledger
+    has it only once it is recorded (its settle then counts no request).
     """
 
     async def seed(
@@ -53,8 +60,10 @@ class Counters(Protocol):
         """Set the current windows from the ledger, only where they are still absent.
 
         With ``version`` (read by :meth:`seed_version` before the ledger was read) nothing
-        is written, and False returned, if a settle found the windows absent meanwhile:
-        that event may be missing from ``totals``, so the caller reads the ledger again."""
+        is written, and False returned, if a settle found the windows absent meanwhile
+        (that event may be missing from ``totals``) or a reservation fell due now (the
+        windows it drops may hold usage settled since): the caller reads the ledger
+        again."""
         ...
 
     async def seed_version(self, key: UserKey) -> int:

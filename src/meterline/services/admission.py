@@ -209,11 +209,14 @@ class Admission:
         if key in self._stale:
             await self._counters.forget(key)  # raises CountersUnavailable while still down
             self._stale.discard(key)
-        try:
-            return await op()
-        except SeedNeeded:
-            await self._seed(key, now)
-            return await op()
+        for _ in range(SEED_ATTEMPTS):
+            try:
+                return await op()
+            except SeedNeeded:
+                # Absent windows (a cold user, a flush), or dropped because a reservation
+                # fell due: another may fall due between our seed and the retry.
+                await self._seed(key, now)
+        return await op()
 
     async def _seed(self, key: UserKey, now: datetime) -> None:
         """Seed from the ledger. A settle that found the windows absent while we read may

@@ -347,22 +347,67 @@ async def test_release_uncounts(counters: Counters) -> None:
     assert snap.minute_requests == 1
 
 
-async def test_expired_reservations_are_released_lazily(counters: Counters) -> None:
-    await fresh(counters)
+async def test_an_expired_reservation_makes_the_ledger_decide(counters: Counters) -> None:
+    """A reservation that falls due was never settled or released: its process may have
+    died after writing the ledger row (the call happened) or before (it did not). Only
+    the ledger knows, so the current windows are dropped and reseeded from it."""
+    await fresh(counters, daily_requests=4, monthly_requests=9, daily_tokens=40)
     short = Reservation("short", tokens=10, expires_at=T0 + s(30))
     long = Reservation("long", tokens=20, expires_at=T0 + s(300))
     await counters.admit(KEY, Limits(), alert_only=False, now=T0, reservation=short)
     await counters.admit(KEY, Limits(), alert_only=False, now=T0, reservation=long)
     assert (await counters.snapshot(KEY, T0 + s(29))).reserved_tokens == 30
+    with pytest.raises(SeedNeeded):
+        await counters.snapshot(KEY, T0 + s(30))
+    with pytest.raises(SeedNeeded):  # still absent until seeded
+        await counters.admit(KEY, Limits(), alert_only=False, now=T0 + s(30))
+    # "short"'s process died after its ledger commit: the ledger has 5 calls now. The
+    # live "long" reservation was counted at admission and is not in the ledger yet.
+    await fresh(counters, T0 + s(30), daily_requests=5, monthly_requests=10, daily_tokens=47)
     snap = await counters.snapshot(KEY, T0 + s(30))
-    assert (snap.reserved_tokens, snap.daily_requests) == (20, 1)
-    # Settling an expired reservation reports usage as a new request.
+    assert (snap.daily_requests, snap.monthly_requests) == (6, 11)
+    assert (snap.daily_tokens, snap.reserved_tokens) == (47 + 20, 20)
+    # A late settle of the expired reservation counts as a new request (its hold is gone).
     assert not await counters.settle(
         KEY, now=T0 + s(31), at=T0 + s(31), tokens=5, cost_nanos=0, reservation_id="short"
     )
-    assert not await counters.release(KEY, "long", now=T0 + s(301))
-    snap = await counters.snapshot(KEY, T0 + s(301))
-    assert (snap.reserved_tokens, snap.daily_requests, snap.daily_tokens) == (0, 1, 5)
+    # "long" settles in time: no second request, its hold becomes its real usage.
+    assert await counters.settle(
+        KEY, now=T0 + s(32), at=T0 + s(32), tokens=8, cost_nanos=0, reservation_id="long"
+    )
+    snap = await counters.snapshot(KEY, T0 + s(400))
+    assert (snap.daily_requests, snap.daily_tokens, snap.reserved_tokens) == (7, 47 + 5 + 8, 0)
+
+
+async def test_an_expired_reservation_whose_call_never_happened_is_uncounted(
+    counters: Counters,
+) -> None:
+    await fresh(counters, daily_requests=2, monthly_requests=2)
+    await counters.admit(
+        KEY, Limits(), alert_only=False, now=T0, reservation=Reservation("r", 9, 0, T0 + s(60))
+    )
+    assert (await counters.snapshot(KEY, T0)).daily_requests == 3
+    assert not await counters.release(KEY, "r", now=T0 + s(61))  # too late: already due
+    with pytest.raises(SeedNeeded):
+        await counters.snapshot(KEY, T0 + s(61))
+    await fresh(counters, T0 + s(61), daily_requests=2, monthly_requests=2)  # no row
+    snap = await counters.snapshot(KEY, T0 + s(61))
+    assert (snap.daily_requests, snap.monthly_requests, snap.reserved_tokens) == (2, 2, 0)
+
+
+async def test_a_seed_racing_an_expiry_is_refused(counters: Counters) -> None:
+    await fresh(counters)
+    await counters.admit(
+        KEY, Limits(), alert_only=False, now=T0, reservation=Reservation("r", 1, 0, T0 + s(10))
+    )
+    # A seeder read its version and the ledger; meanwhile the reservation fell due, which
+    # drops windows that may hold usage settled after that read.
+    version = await counters.seed_version(KEY)
+    stale = WindowTotals(day=T0.date(), daily_requests=1, monthly_requests=1)
+    assert not await counters.seed(KEY, stale, T0 + s(10), version=version)
+    version = await counters.seed_version(KEY)
+    assert await counters.seed(KEY, stale, T0 + s(10), version=version)
+    assert (await counters.snapshot(KEY, T0 + s(10))).daily_requests == 1
 
 
 async def test_duplicate_reservation_id_is_refused(counters: Counters) -> None:
@@ -431,5 +476,10 @@ async def test_release_after_rollover_leaves_the_new_windows_alone(counters: Cou
     april = datetime(2024, 4, 1, 0, 0, 30, tzinfo=UTC)
     await fresh(counters, now=april, daily_requests=2, monthly_requests=2)
     assert await counters.release(KEY, "r", now=april)
-    snap = await counters.snapshot(KEY, april + s(120))  # "e" expires here
+    snap = await counters.snapshot(KEY, april)
+    assert (snap.daily_requests, snap.monthly_requests, snap.reserved_tokens) == (2, 2, 3)
+    with pytest.raises(SeedNeeded):  # "e" falls due: the ledger decides
+        await counters.snapshot(KEY, april + s(120))
+    await fresh(counters, now=april + s(120), daily_requests=2, monthly_requests=2)
+    snap = await counters.snapshot(KEY, april + s(120))
     assert (snap.daily_requests, snap.monthly_requests, snap.reserved_tokens) == (2, 2, 0)

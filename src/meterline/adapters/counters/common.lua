@@ -38,11 +38,32 @@ local function drop(id, release)
   return true
 end
 
--- Lazy expiry: every call for a user first releases its reservations that are due.
+-- Lazy expiry: every call for a user first drops its reservations that are due. Whether
+-- a due reservation's call was recorded only the ledger knows: its process may have died
+-- after the ledger commit but before the settle, or before the commit (or a direct-API
+-- client never reported). So its hold is dropped without uncounting anything and the
+-- current windows go with it, to be reseeded from the ledger. Returns true if it did.
 local function expire_due()
-  for _, id in ipairs(redis.call('ZRANGEBYSCORE', REXP, '-inf', NOW)) do
-    drop(id, true)
+  local due = redis.call('ZRANGEBYSCORE', REXP, '-inf', NOW)
+  if #due == 0 then return false end
+  for _, id in ipairs(due) do drop(id, false) end
+  redis.call('DEL', DAY, MONTH)
+  return true
+end
+
+-- Live reservations admitted in the current day and month: admission counted their
+-- requests, which the ledger holds only once they are recorded (see seed.lua).
+local function live_requests()
+  local day, month = 0, 0
+  local fields = redis.call('HGETALL', RES)
+  for i = 1, #fields, 2 do
+    if string.sub(fields[i], 1, 2) == 'r:' then
+      local d, m = string.match(fields[i + 1], '|([^|]*)|([^|]*)$')
+      if d == CUR_DAY then day = day + 1 end
+      if m == CUR_MONTH then month = month + 1 end
+    end
   end
+  return day, month
 end
 
 local function seeded()
@@ -64,9 +85,12 @@ local function state(minute_cut)
   }
 end
 
--- Count one request in the rolling minute at `at_ms` (member unique per admission).
+-- Count one request in the rolling minute at `at_ms` (member unique per admission). The
+-- sequence lives in the reservations hash, which outlives the minute: the windows can be
+-- dropped and reseeded (an expired reservation) while the minute keeps its members.
 local function count_minute(at_ms, ttl)
-  local seq = redis.call('HINCRBY', DAY, 'seq', 1)
+  local seq = redis.call('HINCRBY', RES, 'seq', 1)
+  if redis.call('PTTL', RES) < tonumber(ttl) then redis.call('PEXPIRE', RES, ttl) end
   redis.call('ZADD', MINUTE, at_ms, CUR_DAY .. ':' .. seq)
   redis.call('PEXPIRE', MINUTE, ttl)
 end

@@ -60,29 +60,41 @@ class MemoryCounters:
 
     # ------------------------------------------------------------ helpers
 
-    def _user(self, key: UserKey, w: Windows, *, create: bool = False) -> _User:
-        """The user's state with stale windows dropped and due reservations released.
+    def _user(self, key: UserKey, w: Windows) -> _User:
+        """The user's state with stale windows dropped and due reservations expired
+        (see :meth:`_expire`).
 
         Only ``seed`` creates state: an unknown user is handed a throwaway empty one, so
         settle/release for a user never seeded leave nothing behind.
         """
-        user = self._users.get(key)
-        if user is None:
-            user = _User()
-            if create:
-                self._users[key] = user
+        user = self._users.get(key) or _User()
+        self._expire(user, w)
+        return user
+
+    def _expire(self, user: _User, w: Windows) -> bool:
+        """Drop stale windows and due reservations; True if a reservation fell due.
+
+        Whether a due reservation's call was recorded only the ledger knows (its process
+        may have died after the ledger commit but before the settle), so its hold goes
+        without uncounting anything and the current windows go with it, to be reseeded
+        from the ledger — as the Redis scripts do.
+        """
         for windows, current in ((user.days, w.day), (user.months, w.month)):
             for stale in [k for k in windows if k < current]:
                 del windows[stale]
         cut = bisect.bisect_right(user.minute, w.now_ms - MINUTE_MS)
         del user.minute[:cut]
-        for rid in [
+        due = [
             rid
             for rid, h in user.held.items()
             if h.expires_ms is not None and h.expires_ms <= w.now_ms
-        ]:
-            self._drop(user, rid, w, uncount=True)
-        return user
+        ]
+        for rid in due:
+            self._drop(user, rid, w, uncount=False)
+        if due:
+            user.days.pop(w.day, None)
+            user.months.pop(w.month, None)
+        return bool(due)
 
     @staticmethod
     def _drop(user: _User, rid: str, w: Windows, *, uncount: bool) -> bool:
@@ -133,14 +145,24 @@ class MemoryCounters:
         if version is not None and self._versions.get(key, 0) != version:
             return False
         w = Windows.at(now)
-        user = self._user(key, w, create=True)
+        user = self._users.get(key)
+        if user is None:
+            user = self._users[key] = _User()
+        if self._expire(user, w) and version is not None:
+            return False  # usage settled since the ledger was read went with the windows
+        # A live reservation's request was counted at admission; the ledger has the call
+        # only once it is recorded (and its settle then counts no request).
+        held_day = sum(h.day == w.day for h in user.held.values())
+        held_month = sum(h.month == w.month for h in user.held.values())
         if day_key(totals.day) == w.day and w.day not in user.days:
             user.days[w.day] = _Window(
-                totals.daily_requests, totals.daily_tokens, totals.daily_cost_nanos
+                totals.daily_requests + held_day, totals.daily_tokens, totals.daily_cost_nanos
             )
         if month_key(totals.day) == w.month and w.month not in user.months:
             user.months[w.month] = _Window(
-                totals.monthly_requests, totals.monthly_tokens, totals.monthly_cost_nanos
+                totals.monthly_requests + held_month,
+                totals.monthly_tokens,
+                totals.monthly_cost_nanos,
             )
         return True
 
