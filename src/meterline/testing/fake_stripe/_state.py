@@ -80,6 +80,8 @@ class FakeStripeState(ObjectsMixin):
         #: invoice id → how many times it was sent.
         self.sent: dict[str, int] = {}
         self.codes: dict[str, str] = {}
+        #: Every OAuth token response handed out (secrets a client must never store raw).
+        self.issued_tokens: list[dict[str, Any]] = []
         self.requests: list[RecordedStripeRequest] = []
         self._idempotency: dict[tuple[Any, ...], tuple[str, int, dict[str, Any]]] = {}
         self._numbers: dict[str, int] = {}
@@ -220,7 +222,7 @@ class FakeStripeState(ObjectsMixin):
                     400, "invalid_grant", f"Authorization code does not exist: {p.get('code')}"
                 )
             self.deauthorized.discard(acct)
-            return {
+            token = {
                 "access_token": new_id("sk_test"),
                 "livemode": False,
                 "refresh_token": new_id("rt"),
@@ -229,6 +231,8 @@ class FakeStripeState(ObjectsMixin):
                 "stripe_user_id": acct,
                 "scope": "read_write",
             }
+            self.issued_tokens.append(token)
+            return token
         if rest == ["deauthorize"]:
             acct = str(p.get("stripe_user_id", ""))
             if not p.get("client_id") or not self.connected(acct):
