@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -51,6 +52,8 @@ __all__ = ["Container", "build_container", "provider_configs"]
 
 #: Seconds /readyz waits for each backing service.
 HEALTH_TIMEOUT = 2.0
+#: How soon after Redis returns the counters that missed usage during an outage are dropped.
+STALE_REPAIR_INTERVAL_SECONDS = 1.0
 
 
 @dataclass
@@ -76,6 +79,8 @@ class Container:
     http: Any = None
     redis: Any = None
     invalidations: RedisInvalidations | None = None
+    #: Rebuilds, once Redis answers again, the counters that missed usage during an outage.
+    stale_repair: asyncio.Task[None] | None = None
     metrics: PrometheusMetrics | None = None
     #: Present only when a Stripe platform key is configured.
     stripe_sync: StripeSync | None = None
@@ -131,6 +136,10 @@ class Container:
             await self.http.aclose()
         if self.invalidations is not None:
             await self.invalidations.stop()
+        if self.stale_repair is not None:
+            self.stale_repair.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.stale_repair
         if self.redis is not None:
             await self.redis.aclose()
         await self.engine.dispose()
@@ -186,6 +195,11 @@ async def build_container(
         fail_open=settings.counters_failure == "open",
         metrics=metrics,
     )
+    stale_repair = None
+    if redis is not None:
+        stale_repair = asyncio.create_task(
+            admission.repair_stale_forever(STALE_REPAIR_INTERVAL_SECONDS)
+        )
     metering = Metering(GroupCommit(ledger), prices, admission, plans, alerts, metrics=metrics)
     credentials = ProviderCredentials(
         accounts,
@@ -240,6 +254,7 @@ async def build_container(
         http=http,
         redis=redis,
         invalidations=invalidations,
+        stale_repair=stale_repair,
         metrics=metrics,
         stripe_sync=stripe_sync,
         stripe_payments=stripe_payments,

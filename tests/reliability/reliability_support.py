@@ -226,12 +226,17 @@ class TcpProxy:
         await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
         self._writers -= {writer, up_writer}
 
-    async def cut(self) -> None:
+    async def cut(self, *, graceful: bool = False) -> None:
+        """Stop listening and drop every connection: reset (a crash, a middlebox), or
+        with ``graceful`` closed (what a server that shuts down or restarts sends)."""
         if self._server is not None:
             self._server.close()
             self._server = None
         for w in list(self._writers):
-            w.transport.abort()
+            if graceful:
+                w.close()
+            else:
+                w.transport.abort()
         self._writers.clear()
 
     async def restore(self) -> None:

@@ -8,6 +8,7 @@ restart or a flushed Redis never hands anyone fresh quota.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -198,6 +199,27 @@ class Admission:
             await self._counters.forget(key)
         except CountersUnavailable:
             self._stale.add(key)
+
+    async def repair_stale(self) -> int:
+        """Drop now the counters of every user whose usage was recorded while Redis was
+        unreachable, rather than when this process next sees them: another replica may
+        see them first, and it does not know they are stale. Run periodically (see
+        :meth:`repair_stale_forever`); returns how many were repaired."""
+        repaired = 0
+        for key in list(self._stale):
+            try:
+                await self._counters.forget(key)
+            except CountersUnavailable:
+                break  # still down: the next round tries again
+            self._stale.discard(key)
+            repaired += 1
+        return repaired
+
+    async def repair_stale_forever(self, interval_seconds: float) -> None:
+        while True:
+            await asyncio.sleep(interval_seconds)
+            if self._stale:
+                await self.repair_stale()
 
     async def release(self, key: UserKey, reservation_id: str) -> None:
         try:
