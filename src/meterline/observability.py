@@ -69,6 +69,28 @@ def _dumps(obj: Any, **_: Any) -> str:
     return orjson.dumps(obj, default=str).decode()
 
 
+class _LineWriter:
+    """A structlog logger that writes each rendered line to the stdlib handler's stream,
+    under the handler's lock: structlog's own lines (the per-request access line) skip
+    the ``logging`` machinery, which costs several times the rendering itself, and
+    still interleave whole lines with records from ``logging``."""
+
+    def __init__(self, handler: logging.StreamHandler[IO[str]], name: str) -> None:
+        self._handler = handler
+        self.name = name  # read by ``add_logger_name``
+
+    def msg(self, message: str) -> None:
+        handler = self._handler
+        handler.acquire()
+        try:
+            handler.stream.write(message + "\n")
+            handler.flush()
+        finally:
+            handler.release()
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = msg
+
+
 def configure_logging(level: str = "info", *, stream: IO[str] | None = None) -> logging.Handler:
     """Route all logging through one JSON formatter on ``stream`` (stderr by default).
 
@@ -78,26 +100,26 @@ def configure_logging(level: str = "info", *, stream: IO[str] | None = None) -> 
     """
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
+        structlog.processors.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    rendering: list[Any] = [
+        structlog.processors.format_exc_info,
+        redact_secrets,
+        structlog.processors.JSONRenderer(serializer=_dumps),
+    ]
+    handler = logging.StreamHandler(stream or sys.stderr)
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=[*shared, *rendering],
+        logger_factory=lambda name="meterline", *_: _LineWriter(handler, name),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         cache_logger_on_first_use=False,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info,
-            redact_secrets,
-            structlog.processors.JSONRenderer(serializer=_dumps),
-        ],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *rendering],
     )
-    handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers = [handler]
