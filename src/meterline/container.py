@@ -200,7 +200,9 @@ async def build_container(
         stale_repair = asyncio.create_task(
             admission.repair_stale_forever(STALE_REPAIR_INTERVAL_SECONDS)
         )
-    metering = Metering(GroupCommit(ledger), prices, admission, plans, alerts, metrics=metrics)
+    metering = Metering(
+        GroupCommit(ledger), prices, admission, plans, alerts, users=end_users, metrics=metrics
+    )
     credentials = ProviderCredentials(
         accounts,
         FernetBox(settings.resolved_secret_key()),

@@ -211,3 +211,89 @@ async def test_test_key_usage_never_appears_in_live(gw):
     assert (await gw.get("/api/v1/billing/end-users/never-seen/usage")).status_code == 404
     test_usage = (await gw.get("/api/v1/billing/end-users/shared/usage", env="test")).json()
     assert test_usage["data"][0]["charge_usd"] == "1.5"
+
+
+async def test_concurrent_overlapping_batches_record_each_event_once(gw, clock):
+    """Batches racing over the same new users and the same event ids (a client retrying
+    while its first attempt is still in flight): every user is created once, every event
+    id is recorded exactly once (the others say duplicate, a reused id with another
+    payload says conflict), and the rollups equal the sum of the events."""
+    from sqlalchemy import func, select
+
+    from meterline.adapters.db import tables as t
+
+    await default_plan(gw, markup_percentage="10", flat_rate_per_request="0.0001")
+    at = clock.current.replace(microsecond=0).isoformat()
+
+    def event(i: int) -> dict[str, object]:
+        return {
+            "end_user_id": f"racer_{i % 37}",
+            "model": "gpt-4o" if i % 3 else "claude-3-5-sonnet",
+            "provider": "openai" if i % 3 else "anthropic",
+            "prompt_tokens": 100 + i,
+            "completion_tokens": 10 + i % 7,
+            "event_id": f"race-{i}",
+            "timestamp": at,
+        }
+
+    r = await gw.post(EVENTS, {**event(0), "event_id": "taken"})
+    assert r.status_code == 200
+    ids_per_batch = [range(s, s + 120) for s in (0, 40, 80, 0, 60, 100)]
+    batches = [
+        {"events": [*(event(i) for i in ids), {**event(1), "event_id": "taken"}]}
+        for ids in ids_per_batch
+    ]
+    replies = await asyncio.gather(*(gw.post(EVENTS, b) for b in batches))
+    assert all(r.status_code == 200 for r in replies), [r.text for r in replies]
+    statuses: dict[str, list[str]] = {}
+    for reply in replies:
+        for ev in reply.json()["events"]:
+            statuses.setdefault(ev["event_id"], []).append(ev["status"])
+    distinct = {f"race-{i}" for ids in ids_per_batch for i in ids}
+    for event_id in distinct:
+        assert statuses[event_id].count("recorded") == 1, (event_id, statuses[event_id])
+        assert set(statuses[event_id]) <= {"recorded", "duplicate"}
+    assert set(statuses["taken"]) == {"failed"}
+    assert sum(r.json()["recorded"] for r in replies) == len(distinct)
+
+    engine = gw.container.engine
+    async with engine.connect() as conn:
+        users = (
+            await conn.execute(
+                select(t.end_users.c.end_user_id, func.count()).group_by(t.end_users.c.end_user_id)
+            )
+        ).all()
+        events = (
+            await conn.execute(
+                select(
+                    func.count(),
+                    func.sum(t.usage_events.c.total_tokens),
+                    func.sum(t.usage_events.c.provider_cost_nanos),
+                    func.sum(t.usage_events.c.charge_nanos),
+                )
+            )
+        ).one()
+        rollups = (
+            await conn.execute(
+                select(
+                    func.sum(t.usage_daily_rollups.c.requests),
+                    func.sum(t.usage_daily_rollups.c.total_tokens),
+                    func.sum(t.usage_daily_rollups.c.provider_cost_nanos),
+                    func.sum(t.usage_daily_rollups.c.charge_nanos),
+                )
+            )
+        ).one()
+    assert sorted(u for u, _ in users) == sorted({f"racer_{i % 37}" for i in range(160)})
+    assert all(n == 1 for _, n in users)
+    assert events[0] == len(distinct) + 1  # plus "taken"
+    assert tuple(int(v) for v in rollups) == tuple(int(v) for v in events)
+    # every price came from the table, exactly as calc_price gives it
+    stored = {ev["event_id"]: ev for reply in replies for ev in reply.json()["events"]}
+    sample = event(41)
+    expected = calc_price(
+        Usage(input_tokens=sample["prompt_tokens"], output_tokens=sample["completion_tokens"]),
+        "gpt-4o",
+        provider_id="openai",
+        genai_request_timestamp=clock.current,
+    ).total_price
+    assert Decimal(stored["race-41"]["provider_cost_usd"]) == expected

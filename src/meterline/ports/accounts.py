@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
@@ -91,6 +92,14 @@ class Accounts(Protocol):
         self, key: UserKey, default_plan_id: str | None
     ) -> tuple[EndUser, bool]:
         """Atomic under concurrency: exactly one caller ever sees ``created=True``."""
+        ...
+
+    async def get_or_create_end_users(
+        self, keys: Sequence[UserKey], default_plan_id: str | None
+    ) -> dict[UserKey, tuple[EndUser, bool]]:
+        """:meth:`get_or_create_end_user` for many keys in a few statements, with the same
+        guarantee per key (one row each; exactly one caller ever sees ``created=True``).
+        Every key of ``keys`` is in the result; created users get ``default_plan_id``."""
         ...
 
     async def get_end_user(self, key: UserKey) -> EndUser | None: ...

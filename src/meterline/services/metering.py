@@ -20,6 +20,7 @@ from meterline.ports import Metrics, NoMetrics, Prices, RecordOutcome, RecordSta
 from meterline.services.admission import Admission
 from meterline.services.alerts import AlertRecorder
 from meterline.services.auth import AuthContext
+from meterline.services.end_users import EndUserDirectory
 from meterline.services.errors import ServiceError
 from meterline.services.group_commit import EventWriter
 from meterline.services.plans import PlanResolver, pricing_for
@@ -51,9 +52,12 @@ class Metering:
         plans: PlanResolver,
         alerts: AlertRecorder,
         *,
+        users: EndUserDirectory,
         metrics: Metrics | None = None,
     ) -> None:
         self._metrics: Metrics = metrics or NoMetrics()
+        #: The directory admission resolves users through: batches load theirs in bulk.
+        self._users = users
         self._ledger = ledger
         self._prices = prices
         self._admission = admission
@@ -65,20 +69,24 @@ class Metering:
     ) -> list[EventResult]:
         results: dict[int, EventResult] = {}
         events: list[tuple[int, UsageEvent]] = []
-        users: dict[str, EndUser] = {}
+        # The batch's distinct users in one directory call (a few statements for those
+        # not cached), with the semantics of resolving them one by one.
+        users = await self._users.get_or_create_many(
+            UserKey(ctx.project_id, ctx.environment, item.end_user_id)
+            for item in items
+            if not isinstance(item, ServiceError)
+        )
         for index, item in enumerate(items):
             if isinstance(item, ServiceError):
                 results[index] = EventResult(
                     index, None, "failed", error=item.message, error_code="invalid"
                 )
                 continue
-            user = users.get(item.end_user_id)
-            if user is None:
-                user, _ = await self._admission.end_user(ctx, item.end_user_id)
-                users[item.end_user_id] = user
+            user = users[UserKey(ctx.project_id, ctx.environment, item.end_user_id)]
             events.append((index, await self._price(ctx, user, item, now)))
 
         outcomes = await self._write([event for _, event in events])
+        resynced: set[UserKey] = set()
         for (index, sent), outcome in zip(events, outcomes, strict=True):
             stored = outcome.event
             if outcome.status is RecordStatus.CONFLICT:
@@ -93,9 +101,10 @@ class Metering:
             if outcome.status is RecordStatus.RECORDED:
                 await self._after_recorded(stored, now)
             elif stored.end_user_id is not None:  # a retry: its first try may not have settled
-                await self._admission.resync(
-                    UserKey(stored.project_id, stored.environment, stored.end_user_id)
-                )
+                key = UserKey(stored.project_id, stored.environment, stored.end_user_id)
+                if key not in resynced:  # once per user and batch: it drops the counters
+                    resynced.add(key)
+                    await self._admission.resync(key)
             results[index] = EventResult(
                 index,
                 stored.event_id,

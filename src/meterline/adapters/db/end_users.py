@@ -1,13 +1,17 @@
-"""End users: atomic get-or-create on first sight, updates, search and keyset pages."""
+"""End users: atomic get-or-create on first sight (one user, or a batch's users in a few
+set-based statements), updates, search and keyset pages."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from meterline.adapters.db import tables as t
 from meterline.adapters.db._base import SqlStore
@@ -20,6 +24,9 @@ __all__ = ["EndUserStore"]
 _u = t.end_users.c
 _UPDATABLE = frozenset({"rate_plan_id", "blocked", "email", "name", "stripe_customer_id"})
 _MAX_PAGE = 500
+#: Keys per ``IN (…)`` read and rows per multi-row insert: 500 × 7 columns stays far
+#: below both backends' bind-parameter limits.
+_CHUNK = 500
 
 
 def _end_user(row: RowMapping) -> EndUser:
@@ -42,6 +49,15 @@ def _where_key(key: UserKey) -> tuple[Any, ...]:
         _u.environment == Environment(key.environment).value,
         _u.end_user_id == key.end_user_id,
     )
+
+
+def _chunks(items: list[Any], size: int = _CHUNK) -> Iterable[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _sort_key(key: UserKey) -> tuple[str, str, str]:
+    return (key.project_id, Environment(key.environment).value, key.end_user_id)
 
 
 def encode_cursor(end_user_id: str) -> str:
@@ -91,6 +107,87 @@ class EndUserStore(SqlStore):
                 return _end_user(row), True
             row = (await conn.execute(select(t.end_users).where(*_where_key(key)))).mappings().one()
         return _end_user(row), False
+
+    async def get_or_create_end_users(
+        self, keys: Sequence[UserKey], default_plan_id: str | None
+    ) -> dict[UserKey, tuple[EndUser, bool]]:
+        """:meth:`get_or_create_end_user` for many users at once, with the same guarantee:
+        each user exists once, and exactly one caller ever sees ``created=True`` for it.
+
+        One read finds the existing users (no write lock: the common case); the missing
+        ones are inserted with ``INSERT … ON CONFLICT DO NOTHING RETURNING``, which names
+        the rows this call created, and any a concurrent caller created meanwhile are read
+        back in the same transaction. Rows are inserted in sorted key order, so concurrent
+        batches on PostgreSQL wait on each other's uncommitted rows in one global order
+        and cannot deadlock. Created users get ``default_plan_id``.
+        """
+        wanted = sorted(
+            {UserKey(k.project_id, Environment(k.environment), k.end_user_id) for k in keys},
+            key=_sort_key,
+        )
+        if not wanted:
+            return {}
+        async with reading(self._engine) as conn:
+            found = await self._read_many(conn, wanted)
+        result = {key: (user, False) for key, user in found.items()}
+        missing = [key for key in wanted if key not in found]
+        if not missing:
+            return result
+        now = self._now()
+        async with writing(self._engine) as conn:
+            created: dict[UserKey, EndUser] = {}
+            for chunk in _chunks(missing):
+                rows = [
+                    {
+                        "id": t.new_id("eu"),
+                        "project_id": key.project_id,
+                        "environment": key.environment.value,
+                        "end_user_id": key.end_user_id,
+                        "rate_plan_id": default_plan_id,
+                        "blocked": False,
+                        "created_at": now,
+                    }
+                    for key in chunk
+                ]
+                for row in (await conn.execute(self._insert_many, rows)).mappings():
+                    user = _end_user(row)
+                    created[user.key] = user
+            raced = [key for key in missing if key not in created]
+            others = await self._read_many(conn, raced) if raced else {}
+        absent = [key for key in raced if key not in others]
+        if absent:  # rows are never deleted, so a conflicting insert means the row exists
+            raise RuntimeError(f"end users vanished during insert: {absent[:3]}")
+        result.update((key, (user, True)) for key, user in created.items())
+        result.update((key, (user, False)) for key, user in others.items())
+        return result
+
+    @functools.cached_property
+    def _insert_many(self) -> Any:
+        """Built once per store: executed with a list of rows (insertmanyvalues), its SQL
+        is compiled once and then served from SQLAlchemy's cache."""
+        return (
+            self._insert(t.end_users)
+            .on_conflict_do_nothing(index_elements=["project_id", "environment", "end_user_id"])
+            .returning(t.end_users)
+        )
+
+    @staticmethod
+    async def _read_many(conn: AsyncConnection, keys: list[UserKey]) -> dict[UserKey, EndUser]:
+        by_scope: dict[tuple[str, str], list[str]] = {}
+        for key in keys:
+            by_scope.setdefault((key.project_id, key.environment.value), []).append(key.end_user_id)
+        found: dict[UserKey, EndUser] = {}
+        for (project_id, environment), ids in by_scope.items():
+            for chunk in _chunks(ids):
+                query = select(t.end_users).where(
+                    _u.project_id == project_id,
+                    _u.environment == environment,
+                    _u.end_user_id.in_(chunk),
+                )
+                for row in (await conn.execute(query)).mappings():
+                    user = _end_user(row)
+                    found[user.key] = user
+        return found
 
     async def get_end_user(self, key: UserKey) -> EndUser | None:
         async with reading(self._engine) as conn:

@@ -5,8 +5,8 @@ neither knows is *unpriced* (``priced=False``), never $0: billing a call at zero
 accident is the one mistake a billing system must not make quietly.
 
 ``genai_prices`` is synchronous and CPU-only (a lookup in an in-memory table it already
-caches per model reference), so it is called inline; an extra LRU in front of it would
-duplicate that cache without saving work.
+caches per model reference), so it is called inline. What it redoes on every call (units,
+validation, usage decomposition) is done once per model price by ``rates.RateMemo``.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import genai_prices
 from genai_prices import data_snapshot
 
 from meterline.adapters.prices.overrides import override_cost, pick_override
+from meterline.adapters.prices.rates import RateMemo
 from meterline.domain.windows import as_utc
 from meterline.ports import Clock, PriceOverride, PriceQuote
 
@@ -144,6 +145,9 @@ class GenaiPrices:
         #: Bumped by :meth:`invalidate`, so a load that started before an invalidation
         #: cannot store what it read after it.
         self._generation = 0
+        #: The table's per-token rates per model price, so a call costs a few ``Decimal``
+        #: operations instead of a full ``calc_price`` (same result, see ``rates``).
+        self._rates = RateMemo()
 
     def _now(self) -> datetime:
         return self._clock.now() if self._clock is not None else datetime.now(UTC)
@@ -214,20 +218,29 @@ class GenaiPrices:
         if len(ref) > MAX_MODEL_REF:
             return PriceQuote(priced=False)
         when = as_utc(at) if at is not None else self._now()
-        usage = genai_prices.Usage(
-            input_tokens=prompt_tokens, output_tokens=completion_tokens, cache_read_tokens=cached
-        )
         for attempt in _attempts(ref):
             try:
+                found, linear = self._rates.lookup(attempt, pid, when)
+            except LookupError:
+                continue
+            price = (
+                linear.cost(prompt_tokens, completion_tokens, cached)
+                if linear is not None
+                else None
+            )
+            if price is None:  # not memoizable: the table's own calculation
+                usage = genai_prices.Usage(
+                    input_tokens=prompt_tokens,
+                    output_tokens=completion_tokens,
+                    cache_read_tokens=cached,
+                )
                 result = genai_prices.calc_price(
                     usage, attempt, provider_id=pid, genai_request_timestamp=when
                 )
-            except LookupError:
-                continue
-            price = result.total_price
+                price, found = result.total_price, result.provider.id
             if not isinstance(price, Decimal) or not price.is_finite() or price < 0:
                 return PriceQuote(priced=False)
-            return PriceQuote(priced=True, provider_cost=price, provider=result.provider.id)
+            return PriceQuote(priced=True, provider_cost=price, provider=found)
         return PriceQuote(priced=False)
 
     async def provider_of(self, model: str) -> str | None:
