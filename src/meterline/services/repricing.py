@@ -68,7 +68,9 @@ class Repricing:
         raw = known_fields(raw, {"provider", *_PRICE_FIELDS})
         if not model or len(model) > 200:
             raise Invalid("model must be 1 to 200 characters", param="model")
-        provider = raw.get("provider") or ""
+        provider = raw.get("provider")
+        if provider is None:  # absent or null: any provider ({}, 0 or false are refused)
+            provider = ""
         if not isinstance(provider, str) or len(provider) > 64:
             raise Invalid("provider must be a string of at most 64 characters", param="provider")
         inp, out = _price(raw, "input_per_mtok"), _price(raw, "output_per_mtok")

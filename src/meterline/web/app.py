@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import BaseRoute, Match
 
 from meterline.services.errors import ServiceError
 from meterline.web import (
@@ -23,6 +24,7 @@ from meterline.web import (
     stripe_routes,
 )
 from meterline.web.observability import install_observability
+from meterline.web.response_schemas import HEALTH, READY
 from meterline.web.responses import ORJSON, error_response
 
 if TYPE_CHECKING:
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["create_app"]
 
 log = logging.getLogger("meterline.web")
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -67,15 +70,46 @@ def _install_error_handlers(app: FastAPI) -> None:
         return error_response(422, "invalid_value", message, param=param)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> ORJSON:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> ORJSON:
         codes = {404: "not_found", 405: "method_not_allowed", 401: "invalid_api_key"}
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": _allowed_methods(request)}
         return error_response(
             exc.status_code,
             codes.get(exc.status_code, "http_error"),
             str(exc.detail),
             type_="authentication_error" if exc.status_code == 401 else "invalid_request_error",
-            headers=getattr(exc, "headers", None),
+            headers=headers,
         )
+
+
+def _allowed_methods(request: Request) -> str:
+    """The methods of the resource the path resolved to: every route sharing the matched
+    route's path template. Starlette's own 405 lists only the first route that matched,
+    so ``GET`` and ``PATCH /config`` (two routes) would answer ``Allow: GET``; RFC 9110
+    wants them all. Only on a 405, so the walk costs nothing on the hot path."""
+    template = getattr(request.scope.get("route"), "path", None)
+    methods: set[str] = set()
+    for route in _flat_routes(request.app.router.routes):
+        if template is not None and getattr(route, "path", None) == template:
+            methods |= getattr(route, "methods", None) or set()
+    if not methods:  # no template known: ask the router, method by method
+        routes = [r for r in request.app.router.routes if isinstance(r, BaseRoute)]
+        for method in _METHODS:
+            if any(r.matches({**request.scope, "method": method})[0] is Match.FULL for r in routes):
+                methods.add(method)
+    return ", ".join(m for m in _METHODS if m in methods)
+
+
+def _flat_routes(routes: Iterable[Any]) -> Iterator[Any]:
+    # FastAPI keeps an included router's routes on it (``original_router``).
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _flat_routes(inner.routes)
+        else:
+            yield route
 
 
 def create_app(settings: Settings | None = None, *, container: Container | None = None) -> FastAPI:
@@ -120,11 +154,16 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.include_router(invoice_routes.router)
     app.include_router(stripe_routes.router)
 
-    @app.get("/healthz", tags=["ops"], summary="Liveness")
+    @app.get("/healthz", tags=["ops"], summary="Liveness", responses=HEALTH)
     async def healthz() -> ORJSON:
         return ORJSON({"status": "ok"})
 
-    @app.get("/readyz", tags=["ops"], summary="Readiness: database and Redis reachable")
+    @app.get(
+        "/readyz",
+        tags=["ops"],
+        summary="Readiness: database and Redis reachable",
+        responses=READY,
+    )
     async def readyz(request: Request) -> ORJSON:
         checks = await request.app.state.container.health()
         ok = all(v == "ok" for v in checks.values())

@@ -14,6 +14,7 @@ from meterline.services.errors import Invalid, ServiceError
 from meterline.services.usage_input import parse_event
 from meterline.web.body import read_json
 from meterline.web.deps import Auth, container_of
+from meterline.web.response_schemas import CHECK_QUOTA, CHECK_QUOTA_POST, USAGE_EVENTS
 from meterline.web.responses import ORJSON, error_response
 from meterline.web.schemas import CHECK_QUOTA_BODY, USAGE_EVENTS_BODY
 from meterline.web.serializers import money, usage_json
@@ -92,7 +93,7 @@ async def _check(request: Request, ctx: Auth, params: Mapping[str, Any]) -> ORJS
     return ORJSON(_quota_json(check))
 
 
-@router.get("/check-quota", summary="May this end user make a call now?")
+@router.get("/check-quota", summary="May this end user make a call now?", responses=CHECK_QUOTA)
 async def check_quota_get(
     request: Request,
     ctx: Auth,
@@ -117,6 +118,7 @@ async def check_quota_get(
     "/check-quota",
     summary="May this end user make a call now? (JSON body)",
     openapi_extra=CHECK_QUOTA_BODY,
+    responses=CHECK_QUOTA_POST,
 )
 async def check_quota_post(request: Request, ctx: Auth) -> ORJSON:
     body = await read_json(request)
@@ -129,6 +131,7 @@ async def check_quota_post(request: Request, ctx: Auth) -> ORJSON:
     "/usage-events",
     summary="Report usage: one event or {events: [...]} (≤ 1,000)",
     openapi_extra=USAGE_EVENTS_BODY,
+    responses=USAGE_EVENTS,
 )
 async def usage_events(request: Request, ctx: Auth) -> ORJSON:
     body = await read_json(request)

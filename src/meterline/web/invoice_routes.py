@@ -21,10 +21,12 @@ from meterline.services.body_fields import known_fields
 from meterline.services.errors import Conflict, Invalid, ServiceError
 from meterline.services.invoice_export import event_dict, events_csv, invoice_dict, invoices_csv
 from meterline.services.invoicing import parse_period
+from meterline.web import response_schemas as rs
 from meterline.web.body import read_json
 from meterline.web.deps import Auth, container_of
 from meterline.web.invoice_schemas import GENERATE_BODY, PRICE_BODY, REPRICE_BODY
 from meterline.web.responses import ORJSON
+from meterline.web.schemas import IsoDate
 from meterline.web.serializers import money
 
 __all__ = ["router"]
@@ -67,7 +69,10 @@ async def _send(request: Request, ctx: AuthContext, invoice: Invoice) -> Invoice
 
 
 @router.post(
-    "/invoices", summary="Generate draft invoices for a period", openapi_extra=GENERATE_BODY
+    "/invoices",
+    summary="Generate draft invoices for a period",
+    openapi_extra=GENERATE_BODY,
+    responses=rs.INVOICE_GENERATE,
 )
 async def generate(request: Request, ctx: Auth) -> ORJSON:
     start, end, users, send = _parse_generate(await read_json(request))
@@ -98,14 +103,14 @@ async def generate(request: Request, ctx: Auth) -> ORJSON:
     )
 
 
-@router.get("/invoices", summary="List invoices")
+@router.get("/invoices", summary="List invoices", responses=rs.INVOICES)
 async def list_invoices(
     request: Request,
     ctx: Auth,
     status: str | None = Query(None, max_length=20),
     end_user_id: str | None = Query(None, max_length=256),
-    period_start: date | None = Query(None),
-    period_end: date | None = Query(None),
+    period_start: IsoDate | None = Query(None),
+    period_end: IsoDate | None = Query(None),
     limit: int = Query(100, ge=1, le=1000),
 ) -> ORJSON:
     items = await container_of(request).invoicing.list_invoices(
@@ -144,7 +149,12 @@ async def _export(
     return ORJSON(out)
 
 
-@router.get("/invoices/export", summary="Export a period's invoices as CSV or JSON")
+@router.get(
+    "/invoices/export",
+    summary="Export a period's invoices as CSV or JSON",
+    response_model=None,
+    responses=rs.INVOICE_EXPORT,
+)
 async def export(
     request: Request,
     ctx: Auth,
@@ -162,18 +172,28 @@ async def export(
     return await _export(request, ctx, invoices, format, include)
 
 
-@router.get("/invoices/{invoice_id}", summary="Get an invoice")
+@router.get("/invoices/{invoice_id}", summary="Get an invoice", responses=rs.INVOICE)
 async def get_invoice(request: Request, ctx: Auth, invoice_id: str = InvoiceId) -> ORJSON:
     return ORJSON(invoice_dict(await container_of(request).invoicing.get(ctx, invoice_id)))
 
 
-@router.delete("/invoices/{invoice_id}", summary="Delete a draft", status_code=204)
+@router.delete(
+    "/invoices/{invoice_id}",
+    summary="Delete a draft",
+    status_code=204,
+    responses=rs.INVOICE_DELETE,
+)
 async def delete_draft(request: Request, ctx: Auth, invoice_id: str = InvoiceId) -> Response:
     await container_of(request).invoicing.delete_draft(ctx, invoice_id)
     return Response(status_code=204)
 
 
-@router.get("/invoices/{invoice_id}/export", summary="Export one invoice as CSV or JSON")
+@router.get(
+    "/invoices/{invoice_id}/export",
+    summary="Export one invoice as CSV or JSON",
+    response_model=None,
+    responses=rs.INVOICE_EXPORT_ONE,
+)
 async def export_one(
     request: Request,
     ctx: Auth,
@@ -185,12 +205,20 @@ async def export_one(
     return await _export(request, ctx, [invoice], format, include)
 
 
-@router.post("/invoices/{invoice_id}/finalize", summary="Finalize: link usage, number, open")
+@router.post(
+    "/invoices/{invoice_id}/finalize",
+    summary="Finalize: link usage, number, open",
+    responses=rs.INVOICE_TRANSITION,
+)
 async def finalize(request: Request, ctx: Auth, invoice_id: str = InvoiceId) -> ORJSON:
     return ORJSON(invoice_dict(await container_of(request).invoicing.finalize(ctx, invoice_id)))
 
 
-@router.post("/invoices/{invoice_id}/void", summary="Void an open or uncollectible invoice")
+@router.post(
+    "/invoices/{invoice_id}/void",
+    summary="Void an open or uncollectible invoice",
+    responses=rs.INVOICE_SEND,
+)
 async def void(request: Request, ctx: Auth, invoice_id: str = InvoiceId) -> ORJSON:
     """A sent invoice is voided at Stripe first, so the customer can no longer pay it."""
     container = container_of(request)
@@ -208,13 +236,21 @@ async def void(request: Request, ctx: Auth, invoice_id: str = InvoiceId) -> ORJS
     return ORJSON(invoice_dict(await container.invoicing.void(ctx, invoice_id)))
 
 
-@router.post("/invoices/{invoice_id}/mark-uncollectible", summary="Write an invoice off")
+@router.post(
+    "/invoices/{invoice_id}/mark-uncollectible",
+    summary="Write an invoice off",
+    responses=rs.INVOICE_TRANSITION,
+)
 async def mark_uncollectible(request: Request, ctx: Auth, invoice_id: str = InvoiceId) -> ORJSON:
     invoice = await container_of(request).invoicing.mark_uncollectible(ctx, invoice_id)
     return ORJSON(invoice_dict(invoice))
 
 
-@router.post("/invoices/{invoice_id}/send", summary="Send an invoice through Stripe")
+@router.post(
+    "/invoices/{invoice_id}/send",
+    summary="Send an invoice through Stripe",
+    responses=rs.INVOICE_SEND,
+)
 async def send(request: Request, ctx: Auth, invoice_id: str = InvoiceId) -> ORJSON:
     invoice = await container_of(request).invoicing.get(ctx, invoice_id)
     return ORJSON(invoice_dict(await _send(request, ctx, invoice)))
@@ -233,20 +269,28 @@ def _price_json(p: PriceOverride) -> dict[str, Any]:
     }
 
 
-@router.get("/prices", summary="This project's price overrides")
+@router.get("/prices", summary="This project's price overrides", responses=rs.PRICES)
 async def list_prices(request: Request, ctx: Auth) -> ORJSON:
     items = await container_of(request).repricing.list_prices(ctx)
     return ORJSON({"data": [_price_json(p) for p in items]})
 
 
-@router.put("/prices/{model:path}", summary="Set a model's price", openapi_extra=PRICE_BODY)
+@router.put(
+    "/prices/{model:path}",
+    summary="Set a model's price",
+    openapi_extra=PRICE_BODY,
+    responses=rs.PRICE_SET,
+)
 async def set_price(request: Request, ctx: Auth, model: str) -> ORJSON:
     body = await read_json(request)
     return ORJSON(_price_json(await container_of(request).repricing.set_price(ctx, model, body)))
 
 
 @router.post(
-    "/usage/reprice", summary="Price usage recorded without a price", openapi_extra=REPRICE_BODY
+    "/usage/reprice",
+    summary="Price usage recorded without a price",
+    openapi_extra=REPRICE_BODY,
+    responses=rs.REPRICE,
 )
 async def reprice(request: Request, ctx: Auth) -> ORJSON:
     body = await read_json(request, empty_ok=True)

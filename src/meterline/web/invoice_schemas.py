@@ -42,3 +42,4 @@ class RepriceBody(_Strict):
 GENERATE_BODY = _body(GenerateBody.model_json_schema())
 PRICE_BODY = _body(PriceBody.model_json_schema())
 REPRICE_BODY = _body(_inline(RepriceBody.model_json_schema(by_alias=True)))
+REPRICE_BODY["requestBody"]["required"] = False  # no body: reprice everything unpriced

@@ -3,20 +3,39 @@ of float). Pydantic models here document; they never parse a request."""
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from datetime import date
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
 __all__ = [
     "CHECK_QUOTA_BODY",
     "CONFIG_BODY",
     "END_USER_BODY",
+    "ONBOARD_BODY",
     "PLAN_BODY",
+    "PLAN_PATCH_BODY",
+    "PROVIDER_BODY",
     "USAGE_EVENTS_BODY",
+    "IsoDate",
 ]
 
 Money = str | int | None
 _MONEY = "a decimal string (preferred) or number, in USD; parsed exactly, never via float"
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _iso_date_only(value: Any) -> Any:
+    # pydantic also reads a number ("0") as a Unix timestamp; the API promises YYYY-MM-DD.
+    if isinstance(value, str) and not _ISO_DATE.fullmatch(value):
+        raise ValueError("must be a date as YYYY-MM-DD")
+    return value
+
+
+#: A query parameter that is a calendar date written YYYY-MM-DD, and nothing else.
+IsoDate = Annotated[date, BeforeValidator(_iso_date_only)]
 
 
 class _Strict(BaseModel):
@@ -67,7 +86,15 @@ class PlanBody(_Strict):
     monthly_cost_limit_usd: Money = Field(None, description=_MONEY)
     markup_percentage: Money = Field(None, description="percent, decimal string or number")
     flat_rate_per_request: Money = Field(None, description=_MONEY)
-    allowed_models: list[str] = Field(default_factory=list, description="names or globs")
+    allowed_models: list[str] | None = Field(
+        default_factory=list, description="names or globs; empty or null: every model"
+    )
+
+
+class PlanPatchBody(PlanBody):
+    """PATCH/PUT change only the fields given."""
+
+    name: str | SkipJsonSchema[None] = Field(None, min_length=1, max_length=100)  # type: ignore[assignment]
 
 
 class EndUserBody(_Strict):
@@ -75,6 +102,18 @@ class EndUserBody(_Strict):
     blocked: bool | None = None
     email: str | None = None
     name: str | None = None
+
+
+class ProviderBody(_Strict):
+    api_key: str = Field(
+        min_length=1, max_length=4096, description="the provider's secret key; stored encrypted"
+    )
+    base_url: str | None = Field(None, description="an http(s) URL; omit for the default")
+
+
+class OnboardBody(BaseModel):
+    refresh_url: str = Field(pattern="^https?://", description="where Stripe sends a stale link")
+    return_url: str = Field(pattern="^https?://", description="where Stripe returns the user")
 
 
 class ConfigBody(_Strict):
@@ -120,5 +159,8 @@ USAGE_EVENTS_BODY = _body(
     }
 )
 PLAN_BODY = _body(PlanBody.model_json_schema())
+PLAN_PATCH_BODY = _body(PlanPatchBody.model_json_schema())
 END_USER_BODY = _body(EndUserBody.model_json_schema())
 CONFIG_BODY = _body(ConfigBody.model_json_schema())
+PROVIDER_BODY = _body(ProviderBody.model_json_schema())
+ONBOARD_BODY = _body(OnboardBody.model_json_schema())

@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter, Query, Request
 
 from meterline.services.errors import ServiceError
+from meterline.web import response_schemas as rs
 from meterline.web.body import read_json
 from meterline.web.deps import Auth, container_of
 from meterline.web.responses import ORJSON
+from meterline.web.schemas import ONBOARD_BODY
 
 if TYPE_CHECKING:
     from meterline.services.stripe_sync import StripeSync
@@ -44,7 +46,11 @@ def _sync(request: Request) -> StripeSync:
     return sync
 
 
-@router.get("/api/v1/stripe/connect", summary="Start Stripe Connect (OAuth): returns the URL")
+@router.get(
+    "/api/v1/stripe/connect",
+    summary="Start Stripe Connect (OAuth): returns the URL",
+    responses=rs.STRIPE_CONNECT,
+)
 async def connect(request: Request, ctx: Auth) -> ORJSON:
     return ORJSON({"url": _sync(request).connect_url(ctx)})
 
@@ -52,6 +58,7 @@ async def connect(request: Request, ctx: Auth) -> ORJSON:
 @router.get(
     "/api/v1/stripe/callback",
     summary="Stripe Connect OAuth callback (no key: the signed state authenticates it)",
+    responses=rs.STRIPE_CALLBACK,
 )
 async def callback(
     request: Request,
@@ -77,7 +84,12 @@ async def callback(
     )
 
 
-@router.post("/api/v1/stripe/onboard", summary="Express onboarding: returns the account link")
+@router.post(
+    "/api/v1/stripe/onboard",
+    summary="Express onboarding: returns the account link",
+    openapi_extra=ONBOARD_BODY,
+    responses=rs.STRIPE_ONBOARD,
+)
 async def onboard(request: Request, ctx: Auth) -> ORJSON:
     body = await read_json(request)
     if not isinstance(body, dict):
@@ -92,18 +104,30 @@ async def onboard(request: Request, ctx: Auth) -> ORJSON:
     return ORJSON({"url": url})
 
 
-@router.post("/api/v1/stripe/disconnect", summary="Disconnect the organization's Stripe account")
+@router.post(
+    "/api/v1/stripe/disconnect",
+    summary="Disconnect the organization's Stripe account",
+    responses=rs.STRIPE_DISCONNECT,
+)
 async def disconnect(request: Request, ctx: Auth) -> ORJSON:
     removed = await _sync(request).disconnect(ctx)
     return ORJSON({"connected": False, "disconnected": removed})
 
 
-@router.get("/api/v1/stripe/status", summary="The organization's Stripe connection")
+@router.get(
+    "/api/v1/stripe/status",
+    summary="The organization's Stripe connection",
+    responses=rs.STRIPE_STATUS,
+)
 async def status(request: Request, ctx: Auth) -> ORJSON:
     return ORJSON(await _sync(request).status(ctx))
 
 
-@router.post("/api/v1/stripe/webhook", summary="Stripe webhook (no key: the signature is checked)")
+@router.post(
+    "/api/v1/stripe/webhook",
+    summary="Stripe webhook (no key: the signature is checked)",
+    responses=rs.STRIPE_WEBHOOK,
+)
 async def webhook(request: Request) -> ORJSON:
     sync = _sync(request)
     chunks: list[bytes] = []
