@@ -4,7 +4,8 @@ Used by ``bench/run.py --scale N`` after the PostgreSQL scenario (same database)
 generator writes what the gateway would have written: ``usage_events`` rows (10k end users
 with a skewed activity distribution, the last 30 days, 20 models over 3 providers, priced
 with a 20 % markup) and the matching ``usage_daily_rollups`` (one ``INSERT … SELECT … GROUP
-BY`` over the events, so rollups equal the sum of their events, as the ledger guarantees).
+BY`` over the events, so rollups equal the sum of their events, as the ledger guarantees),
+then the coarse per-user and per-project daily rollups from those.
 Then a fresh ``meterline serve`` (counters flushed: every user is cold) is timed on:
 
 * the revenue query (``GET /api/v1/billing/revenue`` over the 30 days);
@@ -103,6 +104,25 @@ ON CONFLICT (project_id, environment, end_user_id, model, provider, day) DO UPDA
     charge_nanos = usage_daily_rollups.charge_nanos + excluded.charge_nanos,
     unpriced_requests = usage_daily_rollups.unpriced_requests + excluded.unpriced_requests
 """
+
+_SUMS = (
+    "requests, prompt_tokens, completion_tokens, total_tokens, provider_cost_nanos, "
+    "markup_nanos, charge_nanos, unpriced_requests"
+)
+#: The coarse rollups (per user and day, per project and day) rebuilt from the fine ones
+#: for the project, so they equal them exactly, as the ledger keeps them.
+COARSE_SQL = [
+    "DELETE FROM usage_user_daily WHERE project_id = $1",
+    "DELETE FROM usage_project_daily WHERE project_id = $1",
+    f"INSERT INTO usage_user_daily (project_id, environment, end_user_id, day, {_SUMS}) "
+    f"SELECT project_id, environment, end_user_id, day, "
+    f"{', '.join(f'sum({c.strip()})' for c in _SUMS.split(','))} "
+    "FROM usage_daily_rollups WHERE project_id = $1 GROUP BY 1, 2, 3, 4",
+    f"INSERT INTO usage_project_daily (project_id, environment, day, {_SUMS}) "
+    f"SELECT project_id, environment, day, "
+    f"{', '.join(f'sum({c.strip()})' for c in _SUMS.split(','))} "
+    "FROM usage_daily_rollups WHERE project_id = $1 GROUP BY 1, 2, 3",
+]
 
 
 def _user_weights(n: int) -> list[float]:
@@ -203,8 +223,16 @@ async def generate(dsn: str, project_id: str, events: int, batch: int = 50_000) 
         r0 = time.monotonic()
         await conn.execute(ROLLUP_SQL)
         rollup_s = time.monotonic() - r0
+        c0 = time.monotonic()
+        async with conn.transaction():
+            for sql in COARSE_SQL:
+                await conn.execute(sql, project_id)
+        coarse_s = time.monotonic() - c0
         a0 = time.monotonic()
-        await conn.execute("ANALYZE usage_events; ANALYZE usage_daily_rollups; ANALYZE end_users")
+        await conn.execute(
+            "ANALYZE usage_events; ANALYZE usage_daily_rollups; ANALYZE usage_user_daily; "
+            "ANALYZE usage_project_daily; ANALYZE end_users"
+        )
         rollups = await conn.fetchval("SELECT count(*) FROM usage_daily_rollups")
         size = await conn.fetchval("SELECT pg_size_pretty(pg_database_size(current_database()))")
         return {
@@ -217,6 +245,7 @@ async def generate(dsn: str, project_id: str, events: int, batch: int = 50_000) 
             "copy_seconds": copy_s,
             "copy_events_per_s": written / copy_s,
             "rollup_build_seconds": rollup_s,
+            "coarse_rollup_build_seconds": coarse_s,
             "analyze_seconds": time.monotonic() - a0,
             "rollup_rows": rollups,
             "database_size": size,

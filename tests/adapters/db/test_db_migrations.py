@@ -31,7 +31,7 @@ async def test_migrate_twice_is_a_no_op(db):
     async with db.engine.connect() as conn:
         version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
         tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
-    assert version == [("0003",)]
+    assert version == [("0004",)]
     assert tables == set(metadata.tables) | {"alembic_version"}
 
 

@@ -1,4 +1,5 @@
-"""A million nano-precision charges at rest sum to exactly their Decimal sum."""
+"""A million nano-precision charges at rest sum to exactly their Decimal sum, through the
+fine rollups, the coarse ones built from them in SQL, and the revenue report."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from functools import reduce
 import pytest
 
 from meterline.adapters.db import tables as t
+from meterline.adapters.db.coarse_rollups import rebuild
 from meterline.domain.entities import Environment
 from meterline.domain.money import CTX, from_nanos
 
@@ -32,6 +34,7 @@ async def bulk_insert(db, rows: list[tuple]) -> None:
             await raw.driver_connection.copy_records_to_table(
                 t.usage_daily_rollups.name, records=rows, columns=COLUMNS
             )
+            await rebuild(conn, rows[0][0])  # the per-user and per-project sums, in SQL
             return
         day = COLUMNS.index("day")
         sql = (
@@ -43,6 +46,7 @@ async def bulk_insert(db, rows: list[tuple]) -> None:
                 (*r[:day], r[day].isoformat(), *r[day + 1 :]) for r in rows[start : start + CHUNK]
             ]
             await conn.exec_driver_sql(sql, chunk)
+        await rebuild(conn, rows[0][0])
 
 
 @pytest.mark.slow

@@ -16,20 +16,21 @@ from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from meterline.adapters.db import tables as t
 from meterline.adapters.db._base import SqlStore
-from meterline.adapters.db.engine import reading, writing
+from meterline.adapters.db.coarse_rollups import CoarseRollups
+from meterline.adapters.db.daily_reads import revenue_report, user_daily
+from meterline.adapters.db.engine import writing
 from meterline.adapters.db.rollups import (
     ROLLUP_KEY,
     ROLLUP_SUMS,
     RollupKey,
     add_delta,
     month_bounds,
-    sum_columns,
     sum_rows,
     usage_totals,
 )
@@ -37,11 +38,9 @@ from meterline.domain.entities import Environment, UsageEvent, UserKey
 from meterline.domain.money import from_nanos, to_nanos
 from meterline.domain.windows import as_utc, month_key
 from meterline.ports import (
-    DailyRevenue,
     RecordOutcome,
     RecordStatus,
     RevenueReport,
-    TopUser,
     UsageRow,
     WindowTotals,
 )
@@ -146,6 +145,7 @@ class _Statements:
             index_elements=list(ROLLUP_KEY),
             set_={name: _r[name] + upsert.excluded[name] for name in ROLLUP_SUMS},
         )
+        self.coarse = CoarseRollups(store)
 
 
 class SqlLedger(SqlStore):
@@ -236,27 +236,12 @@ class SqlLedger(SqlStore):
         ]
         for chunk in _chunks(rows):
             await conn.execute(self._statements.upsert_rollups, chunk)
-
-    async def _daily(self, where: Any) -> list[tuple[date, RowMapping]]:
-        query = select(_r.day, *sum_columns()).where(where).group_by(_r.day).order_by(_r.day)
-        async with reading(self._engine) as conn:
-            rows = (await conn.execute(query)).mappings().all()
-        return [(row["day"], row) for row in rows]
-
-    @staticmethod
-    def _user_where(key: UserKey, start: date, end_exclusive: date) -> Any:
-        return and_(
-            _r.project_id == key.project_id,
-            _r.environment == Environment(key.environment).value,
-            _r.end_user_id == key.end_user_id,
-            _r.day >= start,
-            _r.day < end_exclusive,
-        )
+        await self._statements.coarse.add(conn, deltas)
 
     async def window_totals(self, key: UserKey, day: date) -> WindowTotals:
         """Sums for ``day`` and for its calendar month, to seed the counters."""
         first, next_first = month_bounds(day)
-        daily = await self._daily(self._user_where(key, first, next_first))
+        daily = await user_daily(self._engine, key, first, next_first)
         month = sum_rows(row for _, row in daily)
         today = sum_rows(row for d, row in daily if d == day)
         return WindowTotals(
@@ -274,7 +259,7 @@ class SqlLedger(SqlStore):
         periods without usage are omitted."""
         if granularity not in ("day", "month"):
             raise ValueError("granularity must be 'day' or 'month'")
-        daily = await self._daily(self._user_where(key, start, end + timedelta(days=1)))
+        daily = await user_daily(self._engine, key, start, end + timedelta(days=1))
         groups: dict[str, list[RowMapping]] = {}
         for day, row in daily:
             period = day.isoformat() if granularity == "day" else month_key(day)
@@ -288,29 +273,5 @@ class SqlLedger(SqlStore):
         self, project_id: str, environment: Environment, start: date, end: date, top: int = 10
     ) -> RevenueReport:
         """Totals, a daily series (days with usage only) and the top end users by charge
-        over inclusive dates. Project-level usage (no end user) counts in the totals."""
-        where = and_(
-            _r.project_id == project_id,
-            _r.environment == Environment(environment).value,
-            _r.day >= start,
-            _r.day <= end,
-        )
-        daily = await self._daily(where)
-        charge = func.coalesce(func.sum(_r.charge_nanos), 0)
-        top_query = (
-            select(_r.end_user_id, *sum_columns())
-            .where(where, _r.end_user_id != "")
-            .group_by(_r.end_user_id)
-            .order_by(charge.desc(), _r.end_user_id)
-            .limit(top)
-        )
-        async with reading(self._engine) as conn:
-            top_rows = (await conn.execute(top_query)).mappings().all()
-        return RevenueReport(
-            totals=usage_totals(row for _, row in daily),
-            daily=[DailyRevenue(day=d, totals=usage_totals([row])) for d, row in daily],
-            top_users=[
-                TopUser(end_user_id=row["end_user_id"], totals=usage_totals([row]))
-                for row in top_rows
-            ],
-        )
+        over inclusive dates (see ``daily_reads``)."""
+        return await revenue_report(self._engine, project_id, environment, start, end, top)

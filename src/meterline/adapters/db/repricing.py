@@ -11,6 +11,7 @@ small; it is part of the ledger adapter all the same.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
@@ -19,9 +20,10 @@ from sqlalchemy import and_, func, select, update
 
 from meterline.adapters.db import tables as t
 from meterline.adapters.db._base import SqlStore
+from meterline.adapters.db.coarse_rollups import CoarseRollups
 from meterline.adapters.db.engine import reading, writing
 from meterline.adapters.db.invoice_usage import day_start, env_value, not_linked
-from meterline.adapters.db.rollups import ROLLUP_KEY
+from meterline.adapters.db.rollups import ROLLUP_KEY, ROLLUP_SUMS, RollupKey
 from meterline.domain.entities import Environment
 from meterline.domain.money import to_nanos
 from meterline.domain.windows import as_utc
@@ -55,7 +57,20 @@ def _where(
     return cond
 
 
+def add_money(deltas: dict[RollupKey, list[int]], key: RollupKey, money: dict[str, int]) -> None:
+    """Fold one repriced event into rollup deltas (``ROLLUP_SUMS`` order): money added,
+    one unpriced request fewer, requests and tokens unchanged."""
+    acc = deltas.setdefault(key, [0] * len(ROLLUP_SUMS))
+    for name, value in money.items():
+        acc[ROLLUP_SUMS.index(name)] += value
+    acc[ROLLUP_SUMS.index("unpriced_requests")] -= 1
+
+
 class SqlRepricer(SqlStore):
+    @functools.cached_property
+    def _coarse(self) -> CoarseRollups:
+        return CoarseRollups(self)
+
     """Implements :class:`meterline.ports.UsageRepricer`."""
 
     async def unpriced_events(
@@ -118,6 +133,7 @@ class SqlRepricer(SqlStore):
     ) -> int:
         env = env_value(environment)
         changed = 0
+        coarse: dict[RollupKey, list[int]] = {}
         async with writing(self._engine) as conn:
             for item in sorted(updates, key=lambda u: u.pk):  # one lock order
                 money = {
@@ -162,4 +178,8 @@ class SqlRepricer(SqlStore):
                         unpriced_requests=_r.unpriced_requests - 1,
                     )
                 )
+                add_money(coarse, key, money)
+            # The per-user and per-project rows move with their fine rows, summed and
+            # written last, in key order, like a ledger write.
+            await self._coarse.add(conn, coarse)
         return changed

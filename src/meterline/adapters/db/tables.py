@@ -52,6 +52,8 @@ __all__ = [
     "stripe_connections",
     "usage_daily_rollups",
     "usage_events",
+    "usage_project_daily",
+    "usage_user_daily",
 ]
 
 #: Deterministic constraint names, so migrations can address them on both backends.
@@ -238,6 +240,48 @@ usage_daily_rollups = Table(
     Column("charge_nanos", BigInteger, nullable=False),
     Column("unpriced_requests", BigInteger, nullable=False),
     Index("ix_usage_daily_rollups_project_day", "project_id", "environment", "day"),
+)
+
+
+def _sums() -> list[Column[int]]:
+    return [
+        Column(name, BigInteger, nullable=False)
+        for name in (
+            "requests",
+            "prompt_tokens",
+            "completion_tokens",
+            "total_tokens",
+            "provider_cost_nanos",
+            "markup_nanos",
+            "charge_nanos",
+            "unpriced_requests",
+        )
+    ]
+
+
+#: ``usage_daily_rollups`` summed over models and providers: one row per end user and
+#: day, for reports that rank end users (revenue's top users) without reading every
+#: model's row. Written in the same transaction as the events, like its source.
+usage_user_daily = Table(
+    "usage_user_daily",
+    metadata,
+    Column("project_id", String(64), primary_key=True),
+    Column("environment", String(8), primary_key=True),
+    Column("end_user_id", String(256), primary_key=True),  # '' = project-level usage
+    Column("day", Date, primary_key=True),
+    *_sums(),
+    Index("ix_usage_user_daily_project_day", "project_id", "environment", "day"),
+)
+
+#: ``usage_daily_rollups`` summed over end users, models and providers: one row per
+#: project, environment and day, for the revenue report's totals and daily series.
+usage_project_daily = Table(
+    "usage_project_daily",
+    metadata,
+    Column("project_id", String(64), primary_key=True),
+    Column("environment", String(8), primary_key=True),
+    Column("day", Date, primary_key=True),
+    *_sums(),
 )
 
 alerts = Table(

@@ -1,0 +1,103 @@
+"""The coarser daily rollups: per end user (``usage_user_daily``) and per project
+(``usage_project_daily``), each the sum of ``usage_daily_rollups`` rows over the
+dimensions it drops.
+
+They are derived from the fine rollup deltas of a write (see :func:`project_deltas`) and
+upserted in the same transaction, after the fine rollups, in key order: every writer
+locks rows table by table in one global order, so concurrent writers cannot deadlock.
+The project row of a day is shared by every write of that day; it is locked only from
+its upsert, the last statement, to the commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Table, delete, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from meterline.adapters.db import tables as t
+from meterline.adapters.db._base import SqlStore
+from meterline.adapters.db.rollups import ROLLUP_SUMS, RollupKey
+
+__all__ = ["CoarseRollups", "ProjectDayKey", "UserDayKey", "project_deltas", "rebuild"]
+
+#: (project_id, environment, end_user_id, day)
+UserDayKey = tuple[str, str, str, date]
+#: (project_id, environment, day)
+ProjectDayKey = tuple[str, str, date]
+
+_USER_KEY = ("project_id", "environment", "end_user_id", "day")
+_PROJECT_KEY = ("project_id", "environment", "day")
+
+
+def _fold(acc: dict[Any, list[int]], key: Any, delta: Sequence[int]) -> None:
+    sums = acc.get(key)
+    if sums is None:
+        acc[key] = list(delta)
+    else:
+        for i, value in enumerate(delta):
+            sums[i] += value
+
+
+def project_deltas(
+    deltas: Mapping[RollupKey, Sequence[int]],
+) -> tuple[dict[UserDayKey, list[int]], dict[ProjectDayKey, list[int]]]:
+    """The fine deltas of a write (keyed like ``usage_daily_rollups``, sums in
+    ``ROLLUP_SUMS`` order) summed per end user and day, and per project and day."""
+    users: dict[UserDayKey, list[int]] = {}
+    projects: dict[ProjectDayKey, list[int]] = {}
+    for (project_id, environment, end_user_id, _model, _provider, day), delta in deltas.items():
+        _fold(users, (project_id, environment, end_user_id, day), delta)
+        _fold(projects, (project_id, environment, day), delta)
+    return users, projects
+
+
+def _params(names: tuple[str, ...], deltas: Mapping[Any, Sequence[int]]) -> list[dict[str, Any]]:
+    return [
+        {**dict(zip(names, key, strict=True)), **dict(zip(ROLLUP_SUMS, sums, strict=True))}
+        for key, sums in sorted(deltas.items())
+    ]
+
+
+class CoarseRollups:
+    """The two upsert statements, built once (their SQL is compiled once and cached)."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self._user = self._upsert(store, t.usage_user_daily, _USER_KEY)
+        self._project = self._upsert(store, t.usage_project_daily, _PROJECT_KEY)
+
+    @staticmethod
+    def _upsert(store: SqlStore, table: Table, key: tuple[str, ...]) -> Any:
+        stmt = store._insert(table)
+        return stmt.on_conflict_do_update(
+            index_elements=list(key),
+            set_={name: table.c[name] + stmt.excluded[name] for name in ROLLUP_SUMS},
+        )
+
+    async def add(self, conn: AsyncConnection, deltas: Mapping[RollupKey, Sequence[int]]) -> None:
+        """Upsert the coarse rows of these fine deltas (the caller's transaction)."""
+        users, projects = project_deltas(deltas)
+        for stmt, names, coarse in (
+            (self._user, _USER_KEY, users),
+            (self._project, _PROJECT_KEY, projects),
+        ):
+            if coarse:
+                await conn.execute(stmt, _params(names, coarse))
+
+
+async def rebuild(conn: AsyncConnection, project_id: str) -> None:
+    """Recompute a project's coarse rows from its fine rollups (rows loaded in bulk
+    around the ledger, e.g. by a benchmark or a restore)."""
+    fine = t.usage_daily_rollups
+    for table, key in ((t.usage_user_daily, _USER_KEY), (t.usage_project_daily, _PROJECT_KEY)):
+        await conn.execute(delete(table).where(table.c.project_id == project_id))
+        sums = [func.sum(fine.c[name]) for name in ROLLUP_SUMS]
+        source = (
+            select(*(fine.c[name] for name in key), *sums)
+            .where(fine.c.project_id == project_id)
+            .group_by(*(fine.c[name] for name in key))
+        )
+        await conn.execute(insert(table).from_select([*key, *ROLLUP_SUMS], source))
