@@ -20,6 +20,7 @@ from meterline.ports.counters import (
     AdmitResult,
     Counters,
     Reservation,
+    Settlement,
 )
 from meterline.ports.dashboard import (
     AdminAccounts,
@@ -113,6 +114,7 @@ __all__ = [
     "RevenueReport",
     "SecretBox",
     "SeedNeeded",
+    "Settlement",
     "StoredCredential",
     "StreamChunk",
     "TopUser",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -11,7 +12,7 @@ from meterline.domain.limits import Decision, UsageSnapshot
 from meterline.domain.plans import Limits
 from meterline.ports.ledger import WindowTotals
 
-__all__ = ["AdmitResult", "Counters", "Reservation"]
+__all__ = ["AdmitResult", "Counters", "Reservation", "Settlement"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +23,17 @@ class Reservation:
     tokens: int = 0
     cost_nanos: int = 0
     expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """One recorded call's usage, for :meth:`Counters.settle_many`."""
+
+    key: UserKey
+    at: datetime
+    tokens: int
+    cost_nanos: int
+    reservation_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +110,12 @@ class Counters(Protocol):
         """Add actual usage at time ``at``. With a live ``reservation_id`` the reservation is
         released and its request was already counted; otherwise one request is counted.
         Returns whether a reservation was settled."""
+        ...
+
+    async def settle_many(self, items: Sequence[Settlement], *, now: datetime) -> list[bool]:
+        """:meth:`settle` for each item, in order (a batch of usage events): one round
+        trip on Redis. If it raises :class:`CountersUnavailable`, any prefix of the
+        items may have been applied."""
         ...
 
     async def release(self, key: UserKey, reservation_id: str, *, now: datetime) -> bool:

@@ -18,6 +18,7 @@ __all__ = [
     "InvalidTransition",
     "InvoiceFinalized",
     "InvoiceStore",
+    "PeriodInvoice",
     "RepricedEvent",
     "UnpricedEvent",
     "UnpricedUsage",
@@ -43,6 +44,15 @@ class UnpricedUsage(Exception):
         super().__init__(f"usage of these models has no price: {names}")
 
 
+@dataclass(frozen=True, slots=True)
+class PeriodInvoice:
+    """The invoice holding one end user's key for a period: enough to decide a run."""
+
+    id: str
+    end_user_id: str
+    status: InvoiceStatus
+
+
 class InvoiceStore(Protocol):
     """Invoices and the link of each usage event to at most one finalized invoice."""
 
@@ -57,6 +67,48 @@ class InvoiceStore(Protocol):
         self, project_id: str, environment: Environment, end_user_id: str, start: date, end: date
     ) -> list[LineUsage]:
         """Exact sums per (provider, model), late usage (``late=True``) apart."""
+        ...
+
+    async def period_usage(
+        self,
+        project_id: str,
+        environment: Environment,
+        start: date,
+        end: date,
+        end_user_ids: Sequence[str] | None = None,
+    ) -> dict[str, list[LineUsage]]:
+        """The invoice run's reads, set-based: for every end user with invoiceable usage
+        (``users_with_usage``), or for each of ``end_user_ids`` that has some, exactly what
+        :meth:`invoice_usage` returns for that user (lines with no requests left out)."""
+        ...
+
+    async def period_invoices(
+        self,
+        project_id: str,
+        environment: Environment,
+        start: date,
+        end: date,
+        end_user_ids: Sequence[str] | None = None,
+    ) -> dict[str, PeriodInvoice]:
+        """The invoices of exactly this period, by end user (of ``end_user_ids`` if given)."""
+        ...
+
+    async def save_drafts(self, invoices: Sequence[Invoice]) -> list[Invoice | None]:
+        """:meth:`save_draft` for many users of one (project, environment, period), in one
+        transaction: each saved draft in input order, or ``None`` where a non-draft
+        invoice holds that key. Safe against a concurrent run saving the same keys: each
+        key ends up with exactly one invoice."""
+        ...
+
+    async def delete_drafts(
+        self,
+        project_id: str,
+        environment: Environment,
+        end_user_ids: Sequence[str],
+        start: date,
+        end: date,
+    ) -> None:
+        """:meth:`delete_draft` for many end users, in one transaction."""
         ...
 
     async def save_draft(self, invoice: Invoice) -> Invoice:

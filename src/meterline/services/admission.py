@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -28,6 +28,7 @@ from meterline.ports import (
     NoMetrics,
     Reservation,
     SeedNeeded,
+    Settlement,
 )
 from meterline.services.alerts import AlertRecorder
 from meterline.services.auth import AuthContext
@@ -190,6 +191,24 @@ class Admission:
                 await self._counters.forget(key)
             except CountersUnavailable:
                 self._stale.add(key)  # forgotten (and reseeded) once Redis answers again
+
+    async def settle_many(self, items: Sequence[Settlement]) -> None:
+        """:meth:`settle` for a batch of recorded events, in one counters call. On a
+        counter failure every user of the batch is dropped and reseeded (any prefix of
+        the batch may have been applied)."""
+        if not items:
+            return
+        try:
+            await self._counters.settle_many(items, now=self._clock.now())
+        except CountersUnavailable:
+            self._metrics.counter_error("settle")
+            keys = list(dict.fromkeys(item.key for item in items))
+            for i, key in enumerate(keys):
+                try:
+                    await self._counters.forget(key)
+                except CountersUnavailable:  # still down: don't wait on each of the rest
+                    self._stale.update(keys[i:])
+                    return
 
     async def resync(self, key: UserKey) -> None:
         """Rebuild the user's counters from the ledger on next use. For a replayed event:

@@ -16,7 +16,14 @@ from typing import Any
 from meterline.domain.entities import EndUser, UsageEvent, UserKey
 from meterline.domain.money import to_nanos
 from meterline.domain.pricing import compute_charge
-from meterline.ports import Metrics, NoMetrics, Prices, RecordOutcome, RecordStatus
+from meterline.ports import (
+    Metrics,
+    NoMetrics,
+    Prices,
+    RecordOutcome,
+    RecordStatus,
+    Settlement,
+)
 from meterline.services.admission import Admission
 from meterline.services.alerts import AlertRecorder
 from meterline.services.auth import AuthContext
@@ -86,6 +93,7 @@ class Metering:
             events.append((index, await self._price(ctx, user, item, now)))
 
         outcomes = await self._write([event for _, event in events])
+        settlements: list[Settlement] = []
         resynced: set[UserKey] = set()
         for (index, sent), outcome in zip(events, outcomes, strict=True):
             stored = outcome.event
@@ -99,7 +107,9 @@ class Metering:
                 )
                 continue
             if outcome.status is RecordStatus.RECORDED:
-                await self._after_recorded(stored, now)
+                if (settlement := _settlement(stored)) is not None:
+                    settlements.append(settlement)
+                await self._alert_if_unpriced(stored, now)
             elif stored.end_user_id is not None:  # a retry: its first try may not have settled
                 key = UserKey(stored.project_id, stored.environment, stored.end_user_id)
                 if key not in resynced:  # once per user and batch: it drops the counters
@@ -114,6 +124,7 @@ class Metering:
                 markup=stored.markup,
                 charge=stored.charge,
             )
+        await self._admission.settle_many(settlements)  # one counters round trip
         return [results[i] for i in range(len(items))]
 
     async def _price(
@@ -229,15 +240,31 @@ class Metering:
         return list(outcomes)
 
     async def _after_recorded(self, event: UsageEvent, now: datetime) -> None:
-        if event.end_user_id is not None:
+        if (settlement := _settlement(event)) is not None:
             await self._admission.settle(
-                UserKey(event.project_id, event.environment, event.end_user_id),
-                at=event.timestamp,
-                tokens=event.total_tokens,
-                cost_nanos=to_nanos(event.provider_cost) if event.provider_cost else 0,
-                reservation_id=event.reservation_id,
+                settlement.key,
+                at=settlement.at,
+                tokens=settlement.tokens,
+                cost_nanos=settlement.cost_nanos,
+                reservation_id=settlement.reservation_id,
             )
+        await self._alert_if_unpriced(event, now)
+
+    async def _alert_if_unpriced(self, event: UsageEvent, now: datetime) -> None:
         if not event.priced:
             await self._alerts.unpriced(
                 event.project_id, event.environment, event.model or "(none)", event.provider, now
             )
+
+
+def _settlement(event: UsageEvent) -> Settlement | None:
+    """What the counters must add for a recorded event (none without an end user)."""
+    if event.end_user_id is None:
+        return None
+    return Settlement(
+        UserKey(event.project_id, event.environment, event.end_user_id),
+        at=event.timestamp,
+        tokens=event.total_tokens,
+        cost_nanos=to_nanos(event.provider_cost) if event.provider_cost else 0,
+        reservation_id=event.reservation_id,
+    )

@@ -11,7 +11,7 @@ import pytest
 from meterline.domain.entities import Environment, UserKey
 from meterline.domain.limits import Allow, Deny, DenyReason, UsageSnapshot
 from meterline.domain.plans import Limits
-from meterline.ports import Counters, Reservation, SeedNeeded, WindowTotals
+from meterline.ports import Counters, Reservation, SeedNeeded, Settlement, WindowTotals
 
 KEY = UserKey("proj_1", Environment.LIVE, "user_{1}")
 T0 = datetime(2024, 3, 15, 12, 0, tzinfo=UTC)
@@ -483,3 +483,39 @@ async def test_release_after_rollover_leaves_the_new_windows_alone(counters: Cou
     await fresh(counters, now=april + s(120), daily_requests=2, monthly_requests=2)
     snap = await counters.snapshot(KEY, april + s(120))
     assert (snap.daily_requests, snap.monthly_requests, snap.reserved_tokens) == (2, 2, 0)
+
+
+# ---------------------------------------------------------------- batches
+
+
+async def test_settle_many_equals_settling_one_by_one(counters: Counters) -> None:
+    one, other = KEY, UserKey("proj_1", Environment.TEST, "user_{1}")
+    for key in (one, other):
+        await fresh(counters, key=key, daily_requests=1, monthly_requests=4, daily_tokens=9)
+        await counters.admit(
+            key, Limits(), alert_only=False, now=T0, reservation=Reservation("r", 50, 7)
+        )
+    items = [
+        Settlement(one, T0, 10, 100, "r"),  # settles the reservation: no second request
+        Settlement(one, T0, 5, 1),  # a plain event
+        Settlement(one, T0 - timedelta(days=40), 3, 3),  # an old month: ledger only
+        Settlement(one, T0, 2, 2, "gone"),  # an unknown reservation counts as an event
+        Settlement(UserKey("proj_1", Environment.LIVE, "never seeded"), T0, 1, 1),
+    ]
+    assert await counters.settle_many(items, now=T0) == [True, False, False, False, False]
+    for item in items:  # the same settles on the other user, one by one
+        if item.key == one:
+            await counters.settle(
+                other,
+                now=T0,
+                at=item.at,
+                tokens=item.tokens,
+                cost_nanos=item.cost_nanos,
+                reservation_id=item.reservation_id,
+            )
+    a, b = await counters.snapshot(one, T0), await counters.snapshot(other, T0)
+    assert a == b
+    assert (a.daily_requests, a.daily_tokens, a.reserved_tokens) == (4, 9 + 17, 0)
+    with pytest.raises(SeedNeeded):  # nothing created for a user never seeded
+        await counters.snapshot(UserKey("proj_1", Environment.LIVE, "never seeded"), T0)
+    assert await counters.settle_many([], now=T0) == []

@@ -13,7 +13,7 @@ from redis.crc import key_slot
 from meterline.adapters.counters import RedisCounters
 from meterline.domain.entities import Environment, UserKey
 from meterline.domain.plans import Limits
-from meterline.ports import Reservation, SeedNeeded, WindowTotals
+from meterline.ports import Reservation, SeedNeeded, Settlement, WindowTotals
 
 T0 = datetime(2024, 3, 15, 12, 0, tzinfo=UTC)
 KEY = UserKey("proj_1", Environment.LIVE, "we}ird{user}")
@@ -106,3 +106,27 @@ async def test_scripts_reload_when_missing(env: tuple[RedisCounters, Redis, str]
 def test_prefix_may_not_carry_a_hash_tag() -> None:
     with pytest.raises(ValueError, match="braces"):
         RedisCounters(Redis(), prefix="ml{x}")
+
+
+async def test_settle_many_reloads_scripts_a_restarted_redis_forgot(
+    env: tuple[RedisCounters, Redis, str],
+) -> None:
+    counters, client, _ = env
+    await counters.seed(KEY, WindowTotals(day=T0.date()), T0)
+    await client.script_flush()
+    items = [Settlement(KEY, T0, tokens=1, cost_nanos=0) for _ in range(50)]
+    assert await counters.settle_many(items, now=T0) == [False] * 50
+    snap = await counters.snapshot(KEY, T0)
+    assert (snap.daily_requests, snap.daily_tokens) == (50, 50)
+
+
+async def test_settle_many_on_an_unreachable_redis_raises_counters_unavailable() -> None:
+    from meterline.ports import CountersUnavailable
+    from meterline.testing.server import free_port
+
+    client = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.5)
+    try:
+        with pytest.raises(CountersUnavailable):
+            await RedisCounters(client).settle_many([Settlement(KEY, T0, 1, 1)], now=T0)
+    finally:
+        await client.aclose()

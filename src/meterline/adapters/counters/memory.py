@@ -12,6 +12,7 @@ deterministic and the behaviour identical to Redis (where replicas pass their ti
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -21,7 +22,7 @@ from meterline.domain.limits import Allow, Decision, Deny, UsageSnapshot, exceed
 from meterline.domain.money import from_nanos
 from meterline.domain.plans import Limits
 from meterline.domain.windows import day_key, month_key
-from meterline.ports import AdmitResult, Reservation, SeedNeeded, WindowTotals
+from meterline.ports import AdmitResult, Reservation, SeedNeeded, Settlement, WindowTotals
 
 __all__ = ["MemoryCounters"]
 
@@ -236,6 +237,19 @@ class MemoryCounters:
         if count and day is not None and at_ms > w.now_ms - MINUTE_MS:
             bisect.insort(user.minute, at_ms)
         return settled
+
+    async def settle_many(self, items: Sequence[Settlement], *, now: datetime) -> list[bool]:
+        return [
+            await self.settle(
+                item.key,
+                now=now,
+                at=item.at,
+                tokens=item.tokens,
+                cost_nanos=item.cost_nanos,
+                reservation_id=item.reservation_id,
+            )
+            for item in items
+        ]
 
     async def release(self, key: UserKey, reservation_id: str, *, now: datetime) -> bool:
         w = Windows.at(now)

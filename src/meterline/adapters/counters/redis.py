@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from importlib import resources
 from typing import Any
@@ -36,6 +37,7 @@ from meterline.ports import (
     CountersUnavailable,
     Reservation,
     SeedNeeded,
+    Settlement,
     WindowTotals,
 )
 
@@ -253,23 +255,43 @@ class RedisCounters:
         reservation_id: str | None = None,
     ) -> bool:
         w = Windows.at(now)
-        at_ms = to_ms(at)
-        reply = await self._run(
-            self._settle_lua,
-            keys=self._keys(key, w),
-            args=[
+        item = Settlement(key, at, tokens, cost_nanos, reservation_id)
+        reply = await self._run(self._settle_lua, **self._settle_call(item, w))
+        return int(reply) == 1
+
+    def _settle_call(self, item: Settlement, w: Windows) -> dict[str, list[Any]]:
+        at_ms = to_ms(item.at)
+        return {
+            "keys": self._keys(item.key, w),
+            "args": [
                 *self._head(w),
-                reservation_id or "",
-                tokens,
-                cost_nanos,
-                _flag(day_key(at) == w.day),
-                _flag(month_key(at) == w.month),
+                item.reservation_id or "",
+                item.tokens,
+                item.cost_nanos,
+                _flag(day_key(item.at) == w.day),
+                _flag(month_key(item.at) == w.month),
                 at_ms,
                 _flag(at_ms > w.now_ms - MINUTE_MS),
                 MINUTE_TTL_MS,
             ],
-        )
-        return int(reply) == 1
+        }
+
+    async def settle_many(self, items: Sequence[Settlement], *, now: datetime) -> list[bool]:
+        """One pipeline (not a transaction: each script is atomic on its own, and one
+        user's keys share a slot) — one round trip for a batch of usage events."""
+        if not items:
+            return []
+        w = Windows.at(now)
+        pipe = self._redis.pipeline(transaction=False)
+        try:
+            for item in items:
+                await self._settle_lua(client=pipe, **self._settle_call(item, w))
+            replies = await pipe.execute()
+        except _UNREACHABLE as exc:
+            raise CountersUnavailable(f"Redis unreachable: {type(exc).__name__}") from exc
+        finally:
+            await pipe.reset()
+        return [int(reply) == 1 for reply in replies]
 
     async def release(self, key: UserKey, reservation_id: str, *, now: datetime) -> bool:
         w = Windows.at(now)
