@@ -2,7 +2,7 @@
 
 The Redis admit script re-implements ``domain.limits.exceeded_limits`` in Lua; the
 in-process adapter calls the Python rule itself. Driving both with the same random
-sequences of seed/admit/settle/release/snapshot (time jumping across minutes,
+sequences of seed/admit/settle/settle_many/release/snapshot (time jumping across minutes,
 midnights, month and year ends) and comparing every result holds the Lua to the rule.
 """
 
@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from meterline.adapters.counters import MemoryCounters, RedisCounters
 from meterline.domain.entities import Environment, UserKey
 from meterline.domain.plans import Limits
-from meterline.ports import Counters, Reservation, WindowTotals
+from meterline.ports import Counters, Reservation, Settlement, WindowTotals
 
 KEYS = [UserKey("p", Environment.LIVE, "u{1}"), UserKey("p", Environment.TEST, "u{1}")]
 IDS = ["r0", "r1", "r2"]
@@ -84,6 +84,21 @@ common_op = st.one_of(
         st.one_of(st.none(), st.sampled_from(IDS), st.sampled_from(IDS)),
         st.sampled_from([0, 0, 30, 90, 86_400, 40 * 86_400]),
     ),
+    st.tuples(
+        st.just("settle_many"),
+        advance,
+        key_i,
+        st.lists(
+            st.tuples(
+                key_i,
+                st.integers(0, 120),
+                st.integers(0, 2_000_000),
+                st.one_of(st.none(), st.none(), st.sampled_from(IDS)),
+                st.sampled_from([0, 0, 0, 30, 90, 86_400, 40 * 86_400]),
+            ),
+            max_size=6,
+        ),
+    ),
     st.tuples(st.just("release"), advance, key_i, st.sampled_from(IDS)),
     st.tuples(st.just("snapshot"), advance, key_i),
     st.tuples(st.just("seed"), advance, key_i, totals, st.booleans()),
@@ -107,6 +122,12 @@ async def apply(c: Counters, op: tuple[Any, ...], now: datetime, limits: Limits)
         _, _, _, tokens, cost, rid, back = op
         at = now - timedelta(seconds=back)
         return await c.settle(k, now=now, at=at, tokens=tokens, cost_nanos=cost, reservation_id=rid)
+    if kind == "settle_many":
+        items = [
+            Settlement(KEYS[ki], now - timedelta(seconds=back), tokens, cost, rid)
+            for ki, tokens, cost, rid, back in op[3]
+        ]
+        return await c.settle_many(items, now=now)
     if kind == "release":
         return await c.release(k, op[3], now=now)
     if kind == "snapshot":

@@ -103,6 +103,33 @@ def _from_score(score: str | bytes) -> datetime:
     return from_ms(int(score))
 
 
+def _merged(items: Sequence[Settlement], w: Windows) -> list[tuple[Settlement, int]]:
+    """Fold events without a reservation that a settle treats alike — same user, same
+    windows, same rolling-minute instant (or none) — into one call with their request
+    count and summed usage: a batch of usage events is mostly a few users' events,
+    and each script call costs its packing and its run. Settles of one user commute,
+    except through their reservations, which stay one call each."""
+    merged: dict[tuple[Any, ...], list[Any]] = {}
+    calls: list[tuple[Settlement, int]] = []
+    for item in items:
+        if item.reservation_id:
+            calls.append((item, 1))
+            continue
+        at_ms = to_ms(item.at)
+        minute = at_ms if at_ms > w.now_ms - MINUTE_MS else None
+        group = (item.key, day_key(item.at) == w.day, month_key(item.at) == w.month, minute)
+        acc = merged.get(group)
+        if acc is None:
+            merged[group] = [item, item.tokens, item.cost_nanos, 1]
+        else:
+            acc[1] += item.tokens
+            acc[2] += item.cost_nanos
+            acc[3] += 1
+    for first, tokens, cost, n in merged.values():
+        calls.append((Settlement(first.key, first.at, tokens, cost), n))
+    return calls
+
+
 class RedisCounters:
     """:class:`meterline.ports.Counters` on Redis (standalone or Cluster)."""
 
@@ -259,7 +286,7 @@ class RedisCounters:
         reply = await self._run(self._settle_lua, **self._settle_call(item, w))
         return int(reply) == 1
 
-    def _settle_call(self, item: Settlement, w: Windows) -> dict[str, list[Any]]:
+    def _settle_call(self, item: Settlement, w: Windows, requests: int = 1) -> dict[str, list[Any]]:
         at_ms = to_ms(item.at)
         return {
             "keys": self._keys(item.key, w),
@@ -273,6 +300,7 @@ class RedisCounters:
                 at_ms,
                 _flag(at_ms > w.now_ms - MINUTE_MS),
                 MINUTE_TTL_MS,
+                requests,
             ],
         }
 
@@ -282,16 +310,19 @@ class RedisCounters:
         if not items:
             return []
         w = Windows.at(now)
+        calls = _merged(items, w)
         pipe = self._redis.pipeline(transaction=False)
         try:
-            for item in items:
-                await self._settle_lua(client=pipe, **self._settle_call(item, w))
+            for item, requests in calls:
+                await self._settle_lua(client=pipe, **self._settle_call(item, w, requests))
             replies = await pipe.execute()
         except _UNREACHABLE as exc:
             raise CountersUnavailable(f"Redis unreachable: {type(exc).__name__}") from exc
         finally:
             await pipe.reset()
-        return [int(reply) == 1 for reply in replies]
+        # Calls with a reservation come first, one per item, in item order.
+        settled = iter(int(reply) == 1 for (item, _), reply in zip(calls, replies, strict=True))
+        return [next(settled) if item.reservation_id else False for item in items]
 
     async def release(self, key: UserKey, reservation_id: str, *, now: datetime) -> bool:
         w = Windows.at(now)

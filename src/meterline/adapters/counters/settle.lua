@@ -1,9 +1,10 @@
 -- ARGV: 4 reservation id ('' = none), 5 tokens, 6 cost nanos, 7 `at` in the current
 -- day '1'/'0', 8 `at` in the current month, 9 `at` ms, 10 `at` inside the rolling
--- minute '1'/'0', 11 minute TTL. Absent windows are left absent. Returns 1 if settled.
+-- minute '1'/'0', 11 minute TTL, 12 requests (events summed into this call; 1 with a
+-- reservation id). Absent windows are left absent. Returns 1 if settled.
 expire_due()
 local settled = ARGV[4] ~= '' and drop(ARGV[4], false)
-local count = settled and '0' or '1'
+local count = settled and '0' or ARGV[12]
 local in_day = false
 local function add(key)
   redis.call('HINCRBY', key, 'requests', count)
@@ -23,6 +24,8 @@ if ARGV[7] == '1' and redis.call('EXISTS', DAY) == 1 then
   in_day = true
 end
 if ARGV[8] == '1' and redis.call('EXISTS', MONTH) == 1 then add(MONTH) end
-if not settled and in_day and ARGV[10] == '1' then count_minute(ARGV[9], ARGV[11]) end
+if not settled and in_day and ARGV[10] == '1' then
+  for _ = 1, tonumber(count) do count_minute(ARGV[9], ARGV[11]) end
+end
 if settled then return 1 end
 return 0
