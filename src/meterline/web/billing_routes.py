@@ -5,18 +5,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 
 from meterline.domain.limits import Allow, Deny
 from meterline.domain.money import InvalidMoney, parse_money, to_nanos
 from meterline.services.admission import QuotaCheck
+from meterline.services.auth import AuthContext
 from meterline.services.errors import Invalid, ServiceError
 from meterline.services.usage_input import parse_event
 from meterline.web.body import read_json
-from meterline.web.deps import Auth, container_of
+from meterline.web.deps import SECURED, authenticate, container_of
 from meterline.web.response_schemas import CHECK_QUOTA, CHECK_QUOTA_POST, USAGE_EVENTS
 from meterline.web.responses import ORJSON, error_response
-from meterline.web.schemas import CHECK_QUOTA_BODY, USAGE_EVENTS_BODY
+from meterline.web.schemas import (
+    CHECK_QUOTA_BODY,
+    CHECK_QUOTA_PARAMS,
+    CHECK_QUOTA_QUERY,
+    USAGE_EVENTS_BODY,
+)
 from meterline.web.serializers import money, usage_json
 
 __all__ = ["router"]
@@ -54,15 +60,20 @@ def _quota_json(check: QuotaCheck) -> dict[str, Any]:
     return out
 
 
+#: The strings a boolean query parameter accepts (pydantic's, as FastAPI would parse it).
+_TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})
+_FALSE = frozenset({"0", "off", "f", "false", "n", "no", ""})
+
+
 def _truthy(value: Any, name: str) -> bool:
     if value is None or isinstance(value, bool):
         return bool(value)
-    if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no", ""):
-        return value.lower() in ("true", "1", "yes")
+    if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
+        return value.lower() in _TRUE
     raise Invalid(f"{name} must be true or false", param=name)
 
 
-async def _check(request: Request, ctx: Auth, params: Mapping[str, Any]) -> ORJSON:
+async def _check(request: Request, ctx: AuthContext, params: Mapping[str, Any]) -> ORJSON:
     end_user_id = params.get("end_user_id")
     if not isinstance(end_user_id, str) or not end_user_id.strip() or len(end_user_id) > 256:
         raise Invalid("end_user_id is required: 1 to 256 characters", param="end_user_id")
@@ -93,34 +104,28 @@ async def _check(request: Request, ctx: Auth, params: Mapping[str, Any]) -> ORJS
     return ORJSON(_quota_json(check))
 
 
-@router.get("/check-quota", summary="May this end user make a call now?", responses=CHECK_QUOTA)
-async def check_quota_get(
-    request: Request,
-    ctx: Auth,
-    end_user_id: str = Query(..., min_length=1, max_length=256),
-    model: str | None = Query(None, max_length=200),
-    reserve: bool = Query(False),
-    estimated_tokens: int = Query(0, ge=0, le=10**12),
-) -> ORJSON:
-    return await _check(
-        request,
-        ctx,
-        {
-            "end_user_id": end_user_id,
-            "model": model,
-            "reserve": reserve,
-            "estimated_tokens": estimated_tokens,
-        },
-    )
+@router.get(
+    "/check-quota",
+    summary="May this end user make a call now?",
+    responses=CHECK_QUOTA,
+    openapi_extra={**SECURED, "parameters": CHECK_QUOTA_QUERY},
+)
+async def check_quota_get(request: Request) -> ORJSON:
+    # Parsed by hand (declared in CHECK_QUOTA_QUERY): the hottest read of the API, and
+    # _check validates every field anyway.
+    ctx = await authenticate(request)
+    query = request.query_params
+    return await _check(request, ctx, {name: query.get(name) for name in CHECK_QUOTA_PARAMS})
 
 
 @router.post(
     "/check-quota",
     summary="May this end user make a call now? (JSON body)",
-    openapi_extra=CHECK_QUOTA_BODY,
+    openapi_extra={**SECURED, **CHECK_QUOTA_BODY},
     responses=CHECK_QUOTA_POST,
 )
-async def check_quota_post(request: Request, ctx: Auth) -> ORJSON:
+async def check_quota_post(request: Request) -> ORJSON:
+    ctx = await authenticate(request)
     body = await read_json(request)
     if not isinstance(body, dict):
         raise Invalid("the body must be a JSON object")
@@ -130,10 +135,11 @@ async def check_quota_post(request: Request, ctx: Auth) -> ORJSON:
 @router.post(
     "/usage-events",
     summary="Report usage: one event or {events: [...]} (≤ 1,000)",
-    openapi_extra=USAGE_EVENTS_BODY,
+    openapi_extra={**SECURED, **USAGE_EVENTS_BODY},
     responses=USAGE_EVENTS,
 )
-async def usage_events(request: Request, ctx: Auth) -> ORJSON:
+async def usage_events(request: Request) -> ORJSON:
+    ctx = await authenticate(request)
     body = await read_json(request)
     container = container_of(request)
     now = container.clock.now()

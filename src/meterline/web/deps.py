@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 from meterline.services.auth import AuthContext
 
 if TYPE_CHECKING:
     from meterline.container import Container
 
-__all__ = ["Auth", "container_of"]
+__all__ = ["SECURED", "Auth", "authenticate", "container_of", "presented_key"]
 
 _bearer = HTTPBearer(auto_error=False, description="A project key: mk_live_… or mk_test_…")
 _x_api_key = APIKeyHeader(name="x-api-key", auto_error=False)
@@ -34,3 +35,27 @@ async def _auth(
 
 
 Auth = Annotated[AuthContext, Depends(_auth)]
+
+
+def presented_key(request: Request) -> str | None:
+    """The key exactly as ``Auth`` reads it (FastAPI's HTTPBearer, then APIKeyHeader): a
+    Bearer credential, else the ``x-api-key`` header."""
+    scheme, credentials = get_authorization_scheme_param(request.headers.get("authorization"))
+    if scheme.lower() == "bearer" and credentials:
+        return credentials
+    return request.headers.get("x-api-key") or None
+
+
+async def authenticate(request: Request) -> AuthContext:
+    """``Auth`` without FastAPI's dependency solving, for the per-call hot routes
+    (check-quota, usage-events): solving the two security sub-dependencies and validating
+    query parameters cost more than the quota decision itself. Such routes declare
+    :data:`SECURED` in ``openapi_extra`` so the schema still says how they authenticate."""
+    ctx = await container_of(request).auth.authenticate(presented_key(request))
+    request.state.auth = ctx
+    return ctx
+
+
+#: The security requirement ``Auth`` puts in the OpenAPI document, for routes that
+#: call :func:`authenticate` themselves.
+SECURED: dict[str, Any] = {"security": [{"HTTPBearer": []}, {"APIKeyHeader": []}]}

@@ -12,6 +12,8 @@ from pydantic.json_schema import SkipJsonSchema
 
 __all__ = [
     "CHECK_QUOTA_BODY",
+    "CHECK_QUOTA_PARAMS",
+    "CHECK_QUOTA_QUERY",
     "CONFIG_BODY",
     "END_USER_BODY",
     "ONBOARD_BODY",
@@ -164,3 +166,39 @@ END_USER_BODY = _body(EndUserBody.model_json_schema())
 CONFIG_BODY = _body(ConfigBody.model_json_schema())
 PROVIDER_BODY = _body(ProviderBody.model_json_schema())
 ONBOARD_BODY = _body(OnboardBody.model_json_schema())
+
+
+#: check-quota's query parameters (GET), parsed by the route itself.
+CHECK_QUOTA_QUERY: list[dict[str, Any]] = [
+    {
+        "name": "end_user_id",
+        "in": "query",
+        "required": True,
+        "schema": {"type": "string", "minLength": 1, "maxLength": 256, "title": "End User Id"},
+    },
+    {
+        "name": "model",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "minLength": 1, "maxLength": 200, "title": "Model"},
+    },
+    {
+        "name": "reserve",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "boolean", "default": False, "title": "Reserve"},
+    },
+    {
+        "name": "estimated_tokens",
+        "in": "query",
+        "required": False,
+        "schema": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 10**12,
+            "default": 0,
+            "title": "Estimated Tokens",
+        },
+    },
+]
+CHECK_QUOTA_PARAMS = tuple(str(p["name"]) for p in CHECK_QUOTA_QUERY)

@@ -1,0 +1,41 @@
+"""The hot routes (check-quota, usage-events) read the key themselves; they must accept
+and refuse exactly what the dependency-based ``Auth`` of every other route does."""
+
+from __future__ import annotations
+
+import pytest
+
+QUOTA = "/api/v1/billing/check-quota"
+PLANS = "/api/v1/billing/rate-plans"
+
+
+def variants(key: str) -> list[dict[str, str]]:
+    return [
+        {"Authorization": f"Bearer {key}"},
+        {"Authorization": f"bearer {key}"},
+        {"Authorization": f"BEARER   {key}  "},
+        {"Authorization": f"Basic {key}"},
+        {"Authorization": f"Basic {key}", "x-api-key": key},
+        {"Authorization": "Bearer", "x-api-key": key},
+        {"Authorization": "Bearer ", "x-api-key": "mk_live_wrong"},
+        {"Authorization": f"Bearer {key}", "x-api-key": "mk_live_wrong"},
+        {"Authorization": "Bearer mk_live_wrong", "x-api-key": key},
+        {"x-api-key": key},
+        {"x-api-key": ""},
+        {"Authorization": key},
+        {},
+    ]
+
+
+@pytest.mark.parametrize("index", range(13))
+async def test_hot_routes_authenticate_like_every_other_route(gw, index):
+    headers = variants(gw.live_key)[index]
+    reference = await gw.client.get(PLANS, headers=headers)
+    assert reference.status_code in (200, 401)
+    quota = await gw.client.get(QUOTA, params={"end_user_id": "u"}, headers=headers)
+    post = await gw.client.post(QUOTA, json={"end_user_id": "u"}, headers=headers)
+    event = {"end_user_id": "u", "model": "m", "prompt_tokens": 1, "event_id": f"e{index}"}
+    usage = await gw.client.post("/api/v1/billing/usage-events", json=event, headers=headers)
+    assert [quota.status_code, post.status_code, usage.status_code] == [
+        reference.status_code
+    ] * 3, (headers, reference.text, quota.text)
