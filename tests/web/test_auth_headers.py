@@ -1,4 +1,4 @@
-"""The hot routes (check-quota, usage-events) read the key themselves; they must accept
+"""The hot routes (check-quota, usage-events, the gateway) read the key themselves; they must accept
 and refuse exactly what the dependency-based ``Auth`` of every other route does."""
 
 from __future__ import annotations
@@ -36,6 +36,13 @@ async def test_hot_routes_authenticate_like_every_other_route(gw, index):
     post = await gw.client.post(QUOTA, json={"end_user_id": "u"}, headers=headers)
     event = {"end_user_id": "u", "model": "m", "prompt_tokens": 1, "event_id": f"e{index}"}
     usage = await gw.client.post("/api/v1/billing/usage-events", json=event, headers=headers)
-    assert [quota.status_code, post.status_code, usage.status_code] == [
-        reference.status_code
-    ] * 3, (headers, reference.text, quota.text)
+    # The gateway answers 401 the same way; an admitted call needs an upstream, so only
+    # "refused or not" is compared (a 401 never reaches the provider).
+    chat = await gw.client.post(
+        "/v1/chat/completions",
+        json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
+        headers=headers,
+    )
+    statuses = [quota.status_code, post.status_code, usage.status_code]
+    assert statuses == [reference.status_code] * 3, (headers, reference.text, quota.text)
+    assert (chat.status_code == 401) == (reference.status_code == 401), chat.text

@@ -17,7 +17,7 @@ from meterline.ports import Operation, UpstreamError
 from meterline.services.errors import Invalid, ServiceError
 from meterline.services.gateway import Denied, GatewayRequest, estimate_tokens
 from meterline.web.body import read_body
-from meterline.web.deps import Auth, container_of
+from meterline.web.deps import SECURED, Auth, authenticate, container_of
 from meterline.web.responses import ORJSON, error_response
 
 __all__ = ["router"]
@@ -151,24 +151,28 @@ async def _serve(request: Request, ctx: Any, operation: Operation) -> Response:
         )
 
 
-@router.post("/v1/chat/completions", summary="OpenAI chat completions (stream or not)")
-async def chat_completions(request: Request, ctx: Auth) -> Response:
-    return await _serve(request, ctx, Operation.CHAT)
+@router.post(
+    "/v1/chat/completions", summary="OpenAI chat completions (stream or not)", openapi_extra=SECURED
+)
+async def chat_completions(request: Request) -> Response:
+    return await _serve(request, await authenticate(request), Operation.CHAT)
 
 
-@router.post("/v1/embeddings", summary="OpenAI embeddings")
-async def embeddings(request: Request, ctx: Auth) -> Response:
-    return await _serve(request, ctx, Operation.EMBEDDINGS)
+@router.post("/v1/embeddings", summary="OpenAI embeddings", openapi_extra=SECURED)
+async def embeddings(request: Request) -> Response:
+    return await _serve(request, await authenticate(request), Operation.EMBEDDINGS)
 
 
-@router.post("/v1/responses", summary="OpenAI Responses API (stream or not)")
-async def responses(request: Request, ctx: Auth) -> Response:
-    return await _serve(request, ctx, Operation.RESPONSES)
+@router.post("/v1/responses", summary="OpenAI Responses API (stream or not)", openapi_extra=SECURED)
+async def responses(request: Request) -> Response:
+    return await _serve(request, await authenticate(request), Operation.RESPONSES)
 
 
-@router.post("/v1/messages", summary="Anthropic Messages API (stream or not)")
-async def messages(request: Request, ctx: Auth) -> Response:
-    return await _serve(request, ctx, Operation.MESSAGES)
+@router.post(
+    "/v1/messages", summary="Anthropic Messages API (stream or not)", openapi_extra=SECURED
+)
+async def messages(request: Request) -> Response:
+    return await _serve(request, await authenticate(request), Operation.MESSAGES)
 
 
 @router.get("/v1/models", summary="The models this key may use")
