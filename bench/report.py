@@ -49,7 +49,7 @@ def verdict(ok: bool | None) -> str:
     return "n/a" if ok is None else ("**met**" if ok else "**missed**")
 
 
-def build(res: dict[str, Any], repeat: dict[str, Any] | None = None) -> str:
+def build(res: dict[str, Any], repeat: dict[str, Any] | None = None, repeat_dir: str = "") -> str:
     w = res["wrk"]
     conns = res["params"]["conns"]
     m, v = res["machine"], res["versions"]
@@ -455,15 +455,15 @@ def build(res: dict[str, Any], repeat: dict[str, Any] | None = None) -> str:
 
     if repeat:
         rw = repeat["wrk"]
-        add("## Repeat pass (same code, same harness, `bench/raw/run2/`)\n")
+        add(f"## Earlier pass, side by side (`{repeat_dir}`)\n")
         add(
-            f"Started {repeat['started']} (load average {' '.join(repeat['loadavg_at_start'])}), "
-            f"finished {repeat['finished']}; gateways and direct API only (no scale, streams "
-            "or profile). Side by side with the main pass:\n"
+            f"Code: {repeat['versions']['meterline_commit']}; started {repeat['started']} "
+            f"(load average {' '.join(repeat['loadavg_at_start'])}), finished "
+            f'{repeat["finished"]}. Same harness and machine; "this" is the pass above.\n'
         )
         add(
-            "| run | main req/s | repeat req/s | main p50 ms | repeat p50 ms | "
-            "main CPU ms/call | repeat CPU ms/call |"
+            "| run | this req/s | earlier req/s | this p50 ms | earlier p50 ms | "
+            "this CPU ms/call | earlier CPU ms/call |"
         )
         add("|---|---:|---:|---:|---:|---:|---:|")
         for key in sorted(set(w) & set(rw), key=lambda k: list(w).index(k)):
@@ -484,7 +484,7 @@ def build(res: dict[str, Any], repeat: dict[str, Any] | None = None) -> str:
             r = rw.get(f"{key}_c{conns}")
             if r and rpk and rll:
                 add(
-                    f"\nRepeat pass, {key}: {r['rps'] / rpk['rps']:.2f} × Portkey, "
+                    f"\nEarlier pass, {key}: {r['rps'] / rpk['rps']:.2f} × Portkey, "
                     f"{r['rps'] / rll['rps']:.1f} × LiteLLM at c={conns}."
                 )
         add("")
@@ -508,12 +508,13 @@ def main() -> None:
     p.add_argument(
         "--repeat",
         type=Path,
-        default=BENCH / "raw" / "run2" / "results.json",
-        help="a second pass to show beside the first, when present",
+        default=None,
+        help="an earlier pass's results.json to show beside this one",
     )
     a = p.parse_args()
     repeat = json.loads(a.repeat.read_text()) if a.repeat and a.repeat.exists() else None
-    a.out.write_text(build(json.loads(a.results.read_text()), repeat))
+    repeat_dir = a.repeat.resolve().parent.relative_to(BENCH.parent).as_posix() if repeat else ""
+    a.out.write_text(build(json.loads(a.results.read_text()), repeat, repeat_dir))
     print(f"wrote {a.out}")
 
 
