@@ -35,17 +35,8 @@ __all__ = [
 #: The key columns of ``usage_daily_rollups`` (its primary key), in order.
 ROLLUP_KEY = ("project_id", "environment", "end_user_id", "model", "provider", "day")
 
-#: The additive columns of ``usage_daily_rollups``, in a fixed order.
-ROLLUP_SUMS = (
-    "requests",
-    "prompt_tokens",
-    "completion_tokens",
-    "total_tokens",
-    "provider_cost_nanos",
-    "markup_nanos",
-    "charge_nanos",
-    "unpriced_requests",
-)
+#: The additive columns of the rollup tables, in a fixed order.
+ROLLUP_SUMS = t.ROLLUP_SUM_COLUMNS
 
 #: (project_id, environment, end_user_id, model, provider, day); '' for an absent part.
 RollupKey = tuple[str, str, str, str, str, date]

@@ -33,6 +33,7 @@ from sqlalchemy import (
 from meterline.adapters.db.types import DecimalText, UTCDateTime
 
 __all__ = [
+    "ROLLUP_SUM_COLUMNS",
     "admin_users",
     "alerts",
     "api_keys",
@@ -222,6 +223,23 @@ usage_events = Table(
     Index("ix_usage_events_time", "project_id", "environment", "timestamp"),
 )
 
+#: The additive columns of every rollup table, in a fixed order.
+ROLLUP_SUM_COLUMNS = (
+    "requests",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "provider_cost_nanos",
+    "markup_nanos",
+    "charge_nanos",
+    "unpriced_requests",
+)
+
+
+def _sums() -> list[Column[int]]:
+    return [Column(name, BigInteger, nullable=False) for name in ROLLUP_SUM_COLUMNS]
+
+
 usage_daily_rollups = Table(
     "usage_daily_rollups",
     metadata,
@@ -231,32 +249,9 @@ usage_daily_rollups = Table(
     Column("model", String(200), primary_key=True),  # '' = no model named
     Column("provider", String(64), primary_key=True),  # '' = no provider named
     Column("day", Date, primary_key=True),
-    Column("requests", BigInteger, nullable=False),
-    Column("prompt_tokens", BigInteger, nullable=False),
-    Column("completion_tokens", BigInteger, nullable=False),
-    Column("total_tokens", BigInteger, nullable=False),
-    Column("provider_cost_nanos", BigInteger, nullable=False),
-    Column("markup_nanos", BigInteger, nullable=False),
-    Column("charge_nanos", BigInteger, nullable=False),
-    Column("unpriced_requests", BigInteger, nullable=False),
+    *_sums(),
     Index("ix_usage_daily_rollups_project_day", "project_id", "environment", "day"),
 )
-
-
-def _sums() -> list[Column[int]]:
-    return [
-        Column(name, BigInteger, nullable=False)
-        for name in (
-            "requests",
-            "prompt_tokens",
-            "completion_tokens",
-            "total_tokens",
-            "provider_cost_nanos",
-            "markup_nanos",
-            "charge_nanos",
-            "unpriced_requests",
-        )
-    ]
 
 
 #: ``usage_daily_rollups`` summed over models and providers: one row per end user and
