@@ -20,7 +20,6 @@ from meterline.domain.money import InvalidMoney
 from meterline.ports import (
     Clock,
     InvalidTransition,
-    InvoiceFinalized,
     InvoiceStore,
     NotFound,
     UnpricedUsage,
@@ -38,6 +37,8 @@ __all__ = [
 
 MAX_PERIOD_DAYS = 366
 MAX_USERS_PER_CALL = 10_000
+#: End users whose drafts are written in one transaction.
+SAVE_CHUNK = 500
 _MONTH = re.compile(r"(\d{4})-(\d{2})")
 
 
@@ -92,31 +93,43 @@ class Invoicing:
         period_end: date,
         end_user_ids: Sequence[str] | None = None,
     ) -> GenerateResult:
+        """Drafts for every end user with invoiceable usage in the period (or for each of
+        ``end_user_ids``), set-based: the usage of all users and the period's existing
+        invoices are read in a few grouped queries, lines are computed here, and drafts are
+        written :data:`SAVE_CHUNK` users per transaction. Results are in end-user order."""
         start, end = parse_period(period_start, period_end)
-        env = ctx.environment
-        if end_user_ids is None:
-            users = await self._store.users_with_usage(ctx.project_id, env, start, end)
-        else:
-            users = sorted(set(end_user_ids))
-        if len(users) > MAX_USERS_PER_CALL:
-            raise Invalid(f"at most {MAX_USERS_PER_CALL} end users per call", param="end_user_ids")
-        result = GenerateResult()
+        env, project_id = ctx.environment, ctx.project_id
+        wanted: list[str] | None = None
+        if end_user_ids is not None:
+            wanted = sorted(set(end_user_ids))
+            self._check_size(wanted)
+        usage = await self._store.period_usage(project_id, env, start, end, wanted)
+        users = sorted(usage) if wanted is None else wanted
+        self._check_size(users)
+        existing = await self._store.period_invoices(project_id, env, start, end, wanted)
+        outcome: dict[str, tuple[str, Invoice | dict[str, str]]] = {}
+        drafts: list[Invoice] = []
+        stale: list[str] = []
         for user in users:
-            existing = await self._existing(ctx, user, start, end)
-            if existing is not None and existing.status is not InvoiceStatus.DRAFT:
-                result.skipped.append(self._skip(user, "finalized", existing))
+            held = existing.get(user)
+            if held is not None and held.status is not InvoiceStatus.DRAFT:
+                outcome[user] = ("skipped", self._skip(user, "finalized", held.id))
                 continue
-            usage = await self._store.invoice_usage(ctx.project_id, env, user, start, end)
-            if not any(u.requests for u in usage):
-                if existing is not None:  # its usage went to another invoice meanwhile
-                    await self._store.delete_draft(ctx.project_id, env, user, start, end)
-                result.skipped.append({"end_user_id": user, "reason": "no_usage"})
+            lines_usage = usage.get(user, [])
+            if not any(u.requests for u in lines_usage):
+                if held is not None:  # its usage went to another invoice meanwhile
+                    stale.append(user)
+                outcome[user] = ("skipped", {"end_user_id": user, "reason": "no_usage"})
                 continue
             try:
-                lines = compute_lines(usage, ctx.project.currency)
-                draft = Invoice(
+                lines = compute_lines(lines_usage, ctx.project.currency)
+            except InvalidMoney as exc:
+                outcome[user] = ("error", {"end_user_id": user, "error": str(exc)})
+                continue
+            drafts.append(
+                Invoice(
                     id="",
-                    project_id=ctx.project_id,
+                    project_id=project_id,
                     environment=env,
                     end_user_id=user,
                     period_start=start,
@@ -125,32 +138,36 @@ class Invoicing:
                     currency=ctx.project.currency,
                     lines=lines,
                 )
-                result.generated.append(await self._store.save_draft(draft))
-            except InvoiceFinalized:  # finalized between our read and our write
-                result.skipped.append({"end_user_id": user, "reason": "finalized"})
-            except InvalidMoney as exc:
-                result.errors.append({"end_user_id": user, "error": str(exc)})
+            )
+        for i in range(0, len(drafts), SAVE_CHUNK):
+            chunk = drafts[i : i + SAVE_CHUNK]
+            for draft, saved in zip(chunk, await self._store.save_drafts(chunk), strict=True):
+                user = draft.end_user_id
+                if saved is None:  # finalized between our read and our write
+                    outcome[user] = ("skipped", {"end_user_id": user, "reason": "finalized"})
+                else:
+                    outcome[user] = ("generated", saved)
+        if stale:
+            await self._store.delete_drafts(project_id, env, stale, start, end)
+        result = GenerateResult()
+        for user in users:
+            kind, value = outcome[user]
+            if isinstance(value, Invoice):
+                result.generated.append(value)
+            elif kind == "skipped":
+                result.skipped.append(value)
+            else:
+                result.errors.append(value)
         return result
 
-    async def _existing(
-        self, ctx: AuthContext, user: str, start: date, end: date
-    ) -> Invoice | None:
-        found = await self._store.list_invoices(
-            ctx.project_id,
-            ctx.environment,
-            end_user_id=user,
-            period_start=start,
-            period_end=end,
-            limit=1000,
-        )
-        for inv in found:
-            if inv.period_start == start and inv.period_end == end:
-                return inv
-        return None
+    @staticmethod
+    def _check_size(users: Sequence[str]) -> None:
+        if len(users) > MAX_USERS_PER_CALL:
+            raise Invalid(f"at most {MAX_USERS_PER_CALL} end users per call", param="end_user_ids")
 
     @staticmethod
-    def _skip(user: str, reason: str, invoice: Invoice) -> dict[str, str]:
-        return {"end_user_id": user, "reason": reason, "invoice_id": invoice.id}
+    def _skip(user: str, reason: str, invoice_id: str) -> dict[str, str]:
+        return {"end_user_id": user, "reason": reason, "invoice_id": invoice_id}
 
     async def get(self, ctx: AuthContext, invoice_id: str) -> Invoice:
         invoice = await self._store.get_invoice(ctx.project_id, ctx.environment, invoice_id)

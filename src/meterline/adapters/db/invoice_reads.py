@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Sequence
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -14,12 +15,17 @@ from meterline.adapters.db._base import SqlStore
 from meterline.adapters.db.engine import reading
 from meterline.adapters.db.invoice_rows import invoice_from_row
 from meterline.adapters.db.invoice_usage import (
+    CHUNK,
+    LineSums,
     Scope,
+    chunks,
     env_value,
     finalized_periods,
     in_period,
     invoiceable_where,
+    late_ranges,
     not_linked,
+    sum_by_user,
     sum_usage,
 )
 from meterline.adapters.db.ledger import _event
@@ -30,6 +36,7 @@ from meterline.domain.invoices import (
     InvoiceStatus,
     LineUsage,
 )
+from meterline.ports.invoices import PeriodInvoice
 
 __all__ = ["InvoiceReads"]
 
@@ -101,6 +108,115 @@ class InvoiceReads(SqlStore):
         async with reading(self._engine) as conn:
             scope = (project_id, env_value(environment), end_user_id)
             return await self._usage(conn, scope, start, end)
+
+    # ------------------------------------------------------------ the invoice run
+
+    async def period_usage(
+        self,
+        project_id: str,
+        environment: Environment,
+        start: date,
+        end: date,
+        end_user_ids: Sequence[str] | None = None,
+    ) -> dict[str, list[LineUsage]]:
+        """``invoice_usage`` of every user at once, in a few grouped queries: the period's
+        events of all users (no link check, see ``invoice_usage.py`` for why that is exact),
+        again with the link check for the users holding a non-draft invoice that overlaps
+        the period, and the late ranges of the users with finalized earlier periods."""
+        env = env_value(environment)
+        scope = (_e.project_id == project_id) & (_e.environment == env)
+        found: dict[str, LineSums] = {}
+        async with reading(self._engine) as conn:
+            held, late = await self._history(conn, project_id, env, start, end, end_user_ids)
+            on_time = scope & in_period(start, end)
+            wanted = None if end_user_ids is None else sorted(set(end_user_ids))
+            if wanted is None or len(wanted) > CHUNK:
+                # one pass over the period, whatever the number of users
+                keep = None if wanted is None else set(wanted)
+                everyone = on_time & _e.end_user_id.is_not(None)
+                await sum_by_user(conn, everyone, False, found, keep)
+            else:  # a few users: their events only, through the (user, time) index
+                await sum_by_user(conn, on_time & _e.end_user_id.in_(wanted), False, found)
+            for user in held:
+                found.pop(user, None)
+            for users in chunks(sorted(held)):
+                where = on_time & _e.end_user_id.in_(users) & not_linked()
+                await sum_by_user(conn, where, False, found)
+            # Late usage, by range: most users share theirs (the same finalized months),
+            # and a user's merged ranges are disjoint, so no event is summed twice.
+            by_range: dict[tuple[datetime, datetime], list[str]] = {}
+            for user, periods in sorted(late.items()):
+                for span in late_ranges(periods, start):
+                    by_range.setdefault(span, []).append(user)
+            for (lo, hi), span_users in sorted(by_range.items()):
+                for users in chunks(span_users):
+                    where = scope & _e.end_user_id.in_(users) & (_e.timestamp >= lo)
+                    where &= (_e.timestamp < hi) & not_linked()
+                    await sum_by_user(conn, where, True, found)
+        return {user: list(lines.values()) for user, lines in found.items() if lines}
+
+    async def _history(
+        self,
+        conn: AsyncConnection,
+        project_id: str,
+        env: str,
+        start: date,
+        end: date,
+        end_user_ids: Sequence[str] | None,
+    ) -> tuple[set[str], dict[str, list[tuple[date, date]]]]:
+        """(users holding a non-draft invoice that overlaps the period, the finalized
+        periods before ``start`` of each user): one query over the non-draft invoices."""
+        where = (
+            (_i.project_id == project_id)
+            & (_i.environment == env)
+            & (_i.status != InvoiceStatus.DRAFT.value)
+            & (_i.period_start <= end)
+        )
+        query = select(_i.end_user_id, _i.period_start, _i.period_end, _i.status)
+        rows: list[Any] = []
+        if end_user_ids is None:
+            rows = list((await conn.execute(query.where(where))).all())
+        else:
+            for users in chunks(sorted(set(end_user_ids))):
+                part = query.where(where & _i.end_user_id.in_(users))
+                rows.extend((await conn.execute(part)).all())
+        invoiced = {s.value for s in INVOICED_STATUSES}
+        held: set[str] = set()
+        late: dict[str, list[tuple[date, date]]] = {}
+        for user, first, last, status in rows:
+            if last >= start:
+                held.add(user)
+            if status in invoiced and first < start:
+                late.setdefault(user, []).append((first, last))
+        return held, late
+
+    async def period_invoices(
+        self,
+        project_id: str,
+        environment: Environment,
+        start: date,
+        end: date,
+        end_user_ids: Sequence[str] | None = None,
+    ) -> dict[str, PeriodInvoice]:
+        where = (
+            (_i.project_id == project_id)
+            & (_i.environment == env_value(environment))
+            & (_i.period_start == start)
+            & (_i.period_end == end)
+        )
+        query = select(_i.id, _i.end_user_id, _i.status)
+        rows: list[Any] = []
+        async with reading(self._engine) as conn:
+            if end_user_ids is None:
+                rows = list((await conn.execute(query.where(where))).all())
+            else:
+                for users in chunks(sorted(set(end_user_ids))):
+                    part = query.where(where & _i.end_user_id.in_(users))
+                    rows.extend((await conn.execute(part)).all())
+        return {
+            user: PeriodInvoice(id=invoice_id, end_user_id=user, status=InvoiceStatus(status))
+            for invoice_id, user, status in rows
+        }
 
     # ------------------------------------------------------------ reads
 

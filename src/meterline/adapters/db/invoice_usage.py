@@ -14,13 +14,22 @@ brief: a void invoice is no longer a finalized one); its linked events stay link
 
 Finalized periods are read first (a handful per user) and turned into timestamp ranges
 in Python, which keeps the SQL free of dialect-specific date arithmetic.
+
+The invoice run reads the same sums for many users at once (:func:`sum_by_user`, grouped
+by end user as well). It relies on one invariant of the link table: an event is linked
+only by finalizing an invoice of *its own* end user whose period holds the event's
+timestamp, or — as late usage — whose user holds a finalized invoice over that timestamp;
+a non-draft invoice is never deleted nor turned back into a draft. So an event of user U
+at time T can be linked only if U has a non-draft invoice whose period contains T, and the
+run skips the link check (an anti-join against every link ever written) for users with
+no non-draft invoice overlapping the period.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import and_, case, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -31,14 +40,19 @@ from meterline.domain.invoices import INVOICED_STATUSES, LineUsage
 from meterline.domain.money import CTX, from_nanos
 
 __all__ = [
+    "CHUNK",
+    "LineSums",
     "Scope",
+    "chunks",
     "day_start",
     "env_value",
     "finalized_periods",
     "in_period",
     "invoiceable_where",
+    "late_ranges",
     "linked_usage",
     "not_linked",
+    "sum_by_user",
     "sum_usage",
 ]
 
@@ -48,6 +62,20 @@ _l = t.invoice_event_links.c
 
 #: (project_id, environment value, end_user_id)
 Scope = tuple[str, str, str]
+
+#: End users per ``IN`` list, ranges per ``OR``, rows per multi-row ``INSERT``: far below
+#: the bind parameter limits of SQLite (32,766) and asyncpg (32,767).
+CHUNK = 500
+
+#: One user's lines being summed: (late, provider, model) → sums.
+LineSums = dict[tuple[bool, str, str], LineUsage]
+
+
+_T = TypeVar("_T")
+
+
+def chunks(items: Sequence[_T], size: int = CHUNK) -> list[Sequence[_T]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def day_start(day: date) -> datetime:
@@ -92,6 +120,23 @@ def invoiceable_where(
     ranges = [in_period(s, min(e, start - timedelta(1))) for s, e in late_periods]
     late = and_(base, _e.timestamp < day_start(start), or_(*ranges)) if ranges else false()
     return on_time, late
+
+
+def late_ranges(
+    periods: Sequence[tuple[date, date]], start: date
+) -> list[tuple[datetime, datetime]]:
+    """The late ranges of :func:`invoiceable_where` as half-open timestamp ranges, sorted
+    and merged (so an event inside two overlapping finalized periods is counted once)."""
+    spans = sorted(
+        (day_start(s), day_start(min(e, start - timedelta(1)) + timedelta(1))) for s, e in periods
+    )
+    merged: list[tuple[datetime, datetime]] = []
+    for lo, hi in spans:
+        if merged and lo <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+        else:
+            merged.append((lo, hi))
+    return merged
 
 
 def _sums() -> list[Any]:
@@ -139,6 +184,30 @@ async def sum_usage(conn: AsyncConnection, on_time: Any, late: Any) -> list[Line
             # NULL and '' are one line (the line's key stores '').
             merged[key] = _add(merged[key], line) if key in merged else line
     return list(merged.values())
+
+
+async def sum_by_user(
+    conn: AsyncConnection,
+    where: Any,
+    late: bool,
+    into: dict[str, LineSums],
+    keep: set[str] | None = None,
+) -> None:
+    """:func:`sum_usage` for many end users at once: adds the sums of the events matching
+    ``where`` to ``into`` (end user → lines), NULL and '' provider/model merged as there;
+    only those of the users in ``keep`` when given."""
+    query = (
+        select(_e.end_user_id.label("end_user_id"), *_sums())
+        .where(where)
+        .group_by(_e.end_user_id, _e.provider, _e.model)
+    )
+    for row in (await conn.execute(query)).all():
+        if keep is not None and row.end_user_id not in keep:
+            continue
+        line = _line(row, late)
+        lines = into.setdefault(row.end_user_id, {})
+        key = (late, line.provider, line.model)
+        lines[key] = _add(lines[key], line) if key in lines else line
 
 
 def _add(a: LineUsage, b: LineUsage) -> LineUsage:

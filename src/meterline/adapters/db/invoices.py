@@ -13,10 +13,11 @@ skips it — so usage that arrived after the draft is billed, and nothing twice.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, literal, select, update
+from sqlalchemy import bindparam, delete, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from meterline.adapters.db import tables as t
@@ -24,6 +25,7 @@ from meterline.adapters.db.engine import writing
 from meterline.adapters.db.invoice_reads import InvoiceReads
 from meterline.adapters.db.invoice_rows import NUMBER_PREFIX, line_values
 from meterline.adapters.db.invoice_usage import (
+    chunks,
     env_value,
     finalized_periods,
     invoiceable_where,
@@ -48,20 +50,153 @@ _il = t.invoice_lines.c
 _l = t.invoice_event_links.c
 _n = t.invoice_counters.c
 
+#: The columns of ``uq_invoices_user_period``: one invoice per user and period.
+_KEY = ("project_id", "environment", "end_user_id", "period_start", "period_end")
+
+
+def _invoice_values(inv: Invoice) -> dict[str, Any]:
+    return {
+        "id": inv.id,
+        "project_id": inv.project_id,
+        "environment": env_value(inv.environment),
+        "end_user_id": inv.end_user_id,
+        "period_start": inv.period_start,
+        "period_end": inv.period_end,
+        "status": InvoiceStatus.DRAFT.value,
+        "currency": inv.currency,
+        "created_at": inv.created_at,
+        "subtotal_cents": inv.total_cents,
+        "total_cents": inv.total_cents,
+    }
+
 
 class SqlInvoices(InvoiceReads):
     """``SqlInvoices(engine, clock=None)`` — implements :class:`meterline.ports.InvoiceStore`."""
 
     # ------------------------------------------------------------ writes
 
-    def _key_where(self, inv: Invoice) -> Any:
-        return (
-            (_i.project_id == inv.project_id)
-            & (_i.environment == env_value(inv.environment))
-            & (_i.end_user_id == inv.end_user_id)
-            & (_i.period_start == inv.period_start)
-            & (_i.period_end == inv.period_end)
+    async def save_draft(self, invoice: Invoice) -> Invoice:
+        """Insert, or replace the draft holding the same key (keeping its id)."""
+        async with writing(self._engine) as conn:
+            saved = await self._save(conn, [invoice])
+        outcome = saved[invoice.end_user_id]
+        if isinstance(outcome, tuple):
+            raise InvoiceFinalized(f"invoice {outcome[0]} is {outcome[1]}")
+        return outcome
+
+    async def save_drafts(self, invoices: Sequence[Invoice]) -> list[Invoice | None]:
+        """Many drafts of one (project, environment, period) in one transaction."""
+        if not invoices:
+            return []
+        async with writing(self._engine) as conn:
+            saved = await self._save(conn, invoices)
+        return [
+            None if isinstance(out, tuple) else out
+            for out in (saved[inv.end_user_id] for inv in invoices)
+        ]
+
+    async def _save(
+        self, conn: AsyncConnection, invoices: Sequence[Invoice]
+    ) -> dict[str, Invoice | tuple[str, str]]:
+        """Insert or replace each draft: end user → the saved draft, or (id, status) of the
+        non-draft invoice holding the key.
+
+        New keys are inserted first, in end-user order, with ``ON CONFLICT DO NOTHING`` on
+        the unique (project, environment, end user, period) key; the keys someone else holds
+        are then locked (``FOR UPDATE``, again in end-user order) and their drafts replaced
+        in place. A concurrent run inserting the same key makes our insert wait for its
+        commit and then skip it, and we replace its draft: one invoice per key, and both
+        transactions take their row locks in the same order, so they cannot deadlock."""
+        first = invoices[0]
+        key = (first.project_id, env_value(first.environment), first.period_start, first.period_end)
+        drafts: dict[str, Invoice] = {}
+        for inv in invoices:
+            if (
+                inv.project_id,
+                env_value(inv.environment),
+                inv.period_start,
+                inv.period_end,
+            ) != key:
+                raise ValueError("save_drafts takes drafts of one project, environment and period")
+            if inv.end_user_id in drafts:
+                raise ValueError(f"two drafts for end user {inv.end_user_id!r}")
+            drafts[inv.end_user_id] = inv
+        period = (
+            (_i.project_id == key[0])
+            & (_i.environment == key[1])
+            & (_i.period_start == key[2])
+            & (_i.period_end == key[3])
         )
+        now = self._now()
+        out: dict[str, Invoice | tuple[str, str]] = {}
+        replaced: list[Invoice] = []
+        pending = sorted(drafts)
+        while pending:  # again only if a held key was deleted before we could lock it
+            fresh = {
+                user: dataclasses.replace(
+                    drafts[user],
+                    id=drafts[user].id or t.new_id("inv"),
+                    status=InvoiceStatus.DRAFT,
+                    created_at=now,
+                )
+                for user in pending
+            }
+            stmt = (
+                self._insert(t.invoices)
+                .on_conflict_do_nothing(index_elements=list(_KEY))
+                .returning(_i.end_user_id)
+            )
+            rows = [_invoice_values(fresh[user]) for user in pending]  # multi-row, in order
+            inserted = set((await conn.execute(stmt, rows)).scalars())
+            out.update((user, fresh[user]) for user in inserted)
+            held = [user for user in pending if user not in inserted]
+            found: set[str] = set()
+            for users in chunks(held):
+                query = (
+                    select(_i.id, _i.end_user_id, _i.status, _i.created_at)
+                    .where(period & _i.end_user_id.in_(users))
+                    .order_by(_i.end_user_id)
+                    .with_for_update()
+                )
+                for row in (await conn.execute(query)).all():
+                    found.add(row.end_user_id)
+                    if row.status != InvoiceStatus.DRAFT.value:
+                        out[row.end_user_id] = (row.id, row.status)
+                        continue
+                    saved = dataclasses.replace(
+                        drafts[row.end_user_id],
+                        id=row.id,
+                        status=InvoiceStatus.DRAFT,
+                        created_at=row.created_at,
+                    )
+                    out[row.end_user_id] = saved
+                    replaced.append(saved)
+            pending = [user for user in held if user not in found]
+        if replaced:
+            await conn.execute(
+                update(t.invoices)
+                .where(_i.id == bindparam("b_id"))
+                .values(
+                    currency=bindparam("b_currency"),
+                    subtotal_cents=bindparam("b_total"),
+                    total_cents=bindparam("b_total"),
+                ),
+                [
+                    {"b_id": inv.id, "b_currency": inv.currency, "b_total": inv.total_cents}
+                    for inv in replaced
+                ],
+            )
+            for ids in chunks([inv.id for inv in replaced]):
+                await conn.execute(delete(t.invoice_lines).where(_il.invoice_id.in_(ids)))
+        lines = [
+            line_values(inv.id, ln)
+            for inv in out.values()
+            if isinstance(inv, Invoice)
+            for ln in inv.lines
+        ]
+        if lines:
+            await conn.execute(t.invoice_lines.insert(), lines)
+        return out
 
     async def _replace_lines(self, conn: AsyncConnection, invoice: Invoice) -> None:
         await conn.execute(delete(t.invoice_lines).where(_il.invoice_id == invoice.id))
@@ -70,59 +205,31 @@ class SqlInvoices(InvoiceReads):
                 t.invoice_lines.insert(), [line_values(invoice.id, ln) for ln in invoice.lines]
             )
 
-    async def save_draft(self, invoice: Invoice) -> Invoice:
-        """Insert, or replace the draft holding the same key (keeping its id)."""
-        async with writing(self._engine) as conn:
-            query = select(_i.id, _i.status, _i.created_at).where(self._key_where(invoice))
-            existing = (await conn.execute(query.with_for_update())).first()
-            now = self._now()
-            totals = {"subtotal_cents": invoice.total_cents, "total_cents": invoice.total_cents}
-            if existing is not None:
-                if existing.status != InvoiceStatus.DRAFT.value:
-                    raise InvoiceFinalized(f"invoice {existing.id} is {existing.status}")
-                saved = dataclasses.replace(
-                    invoice, id=existing.id, status=InvoiceStatus.DRAFT, created_at=existing[2]
-                )
-                values = {"currency": invoice.currency, **totals}
-                await conn.execute(update(t.invoices).where(_i.id == saved.id).values(values))
-            else:
-                saved = dataclasses.replace(
-                    invoice,
-                    id=invoice.id or t.new_id("inv"),
-                    status=InvoiceStatus.DRAFT,
-                    created_at=now,
-                )
-                await conn.execute(
-                    t.invoices.insert().values(
-                        id=saved.id,
-                        project_id=saved.project_id,
-                        environment=env_value(saved.environment),
-                        end_user_id=saved.end_user_id,
-                        period_start=saved.period_start,
-                        period_end=saved.period_end,
-                        status=InvoiceStatus.DRAFT.value,
-                        currency=saved.currency,
-                        created_at=now,
-                        **totals,
-                    )
-                )
-            await self._replace_lines(conn, saved)
-        return saved
-
     async def delete_draft(
         self, project_id: str, environment: Environment, end_user_id: str, start: date, end: date
     ) -> None:
+        await self.delete_drafts(project_id, environment, [end_user_id], start, end)
+
+    async def delete_drafts(
+        self,
+        project_id: str,
+        environment: Environment,
+        end_user_ids: Sequence[str],
+        start: date,
+        end: date,
+    ) -> None:
         async with writing(self._engine) as conn:
-            await conn.execute(
-                delete(t.invoices).where(
-                    _i.project_id == project_id,
-                    _i.environment == env_value(environment),
-                    _i.end_user_id == end_user_id,
-                    _i.period_start == start,
-                    _i.period_end == end,
-                    _i.status == InvoiceStatus.DRAFT.value,
+            for users in chunks(sorted(set(end_user_ids))):
+                await conn.execute(
+                    delete(t.invoices).where(
+                        _i.project_id == project_id,
+                        _i.environment == env_value(environment),
+                        _i.end_user_id.in_(users),
+                        _i.period_start == start,
+                        _i.period_end == end,
+                        _i.status == InvoiceStatus.DRAFT.value,
+                    )
                 )
-            )
 
     async def _locked(
         self, conn: AsyncConnection, project_id: str, environment: Environment, invoice_id: str
