@@ -1118,7 +1118,7 @@ def main() -> None:
     p.add_argument(
         "--invoice-timeout",
         type=float,
-        default=120.0,
+        default=600.0,
         help="seconds the scale test's invoice run may take",
     )
     p.add_argument(

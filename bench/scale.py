@@ -11,8 +11,8 @@ Then a fresh ``meterline serve`` (counters flushed: every user is cold) is timed
 * the revenue query (``GET /api/v1/billing/revenue`` over the 30 days);
 * an end user's usage page (``GET /api/v1/billing/end-users/{id}/usage``);
 * ``check-quota`` for a cold user (its counters rebuilt from the ledger);
-* the invoice run, if this build has it (``POST /api/v1/billing/invoices``): for the 1,000
-  most active users of the previous month (a bounded run, extrapolated per user to 10k).
+* the invoice run, if this build has it (``POST /api/v1/billing/invoices``): every end user
+  with usage in the month that holds most of the window (about 27 of its 30 days).
 """
 
 from __future__ import annotations
@@ -341,54 +341,37 @@ def time_reads(url: str, key: str, window: list[str], invoice_timeout: float) ->
         ):
             out["invoice_run"] = "not in this build (no /api/v1/billing/invoices)"
         else:
+            # The month that holds most of the window (the generator writes the last 30
+            # days), for every end user with usage: no list, the run finds them.
             month_start = datetime.fromisoformat(to).replace(day=1).date()
-            prev_end = month_start - timedelta(days=1)
+            next_month = (month_start + timedelta(days=32)).replace(day=1)
             period = {
-                "period_start": prev_end.replace(day=1).isoformat(),
-                "period_end": prev_end.isoformat(),
+                "period_start": month_start.isoformat(),
+                "period_end": (next_month - timedelta(days=1)).isoformat(),
             }
-            out["invoice_period_users_with_usage"] = _users_in(period)
-            # A bounded run: the 1,000 most active users of the period (explicit ids), timed,
-            # then extrapolated per user to 10k users.
-            users = _top_users(period, INVOICE_USERS)
-            body = {**period, "end_user_ids": users}
+            users_with_usage = _users_in(period)
+            out["invoice_period_users_with_usage"] = users_with_usage
             try:
-                ms, r = _timed(c, "POST", "/api/v1/billing/invoices", json=body)
+                ms, r = _timed(c, "POST", "/api/v1/billing/invoices", json=period)
                 generated = r.json().get("generated") if r.status_code == 200 else None
+                per_user = ms / max(1, users_with_usage)
                 out["invoice_run"] = {
                     "ms": ms,
                     "status": r.status_code,
-                    "users": len(users),
+                    "users": users_with_usage,
                     "generated": generated,
                     "period": period,
-                    "ms_per_user": ms / max(1, len(users)),
-                    "extrapolated_10k_s": ms / max(1, len(users)) * 10,
+                    "ms_per_user": per_user,
+                    "extrapolated_10k_s": per_user * 10,
                     "response_head": r.text[:200],
                 }
             except httpx.TimeoutException:
                 out["invoice_run"] = {
                     "timed_out_after_s": invoice_timeout,
-                    "users": len(users),
+                    "users": users_with_usage,
                     "period": period,
                 }
     return out
-
-
-INVOICE_USERS = 1000
-
-
-def _top_users(period: dict[str, str], n: int) -> list[str]:
-    import run as R
-
-    sql = (
-        "select end_user_id from usage_daily_rollups where end_user_id <> '' and day between "
-        f"'{period['period_start']}' and '{period['period_end']}' group by end_user_id "
-        f"order by sum(requests) desc limit {n}"
-    )
-    out = subprocess.run(
-        ["psql", f"{R.PG_BASE}/{R.PG_DB}", "-tAc", sql], capture_output=True, text=True, check=True
-    )
-    return [u for u in out.stdout.split() if u]
 
 
 def _users_in(body: dict[str, str]) -> int:
