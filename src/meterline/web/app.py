@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager
@@ -130,6 +131,11 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         configure_logging(resolved.log_level)  # this process serves the app: JSON logs
         built = await build_container(resolved)
         app.state.container = built
+        # What exists now (modules, the schema, the price table) lives as long as the
+        # process: take it out of the cyclic collector's view, or every full collection
+        # walks it again while requests wait.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
