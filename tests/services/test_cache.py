@@ -131,3 +131,86 @@ async def test_zero_ttl_caches_nothing() -> None:
         return next(values)
 
     assert [await cache.get_or_load("k", load) for _ in range(3)] == [0, 1, 2]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_refresh_ahead_answers_at_once_and_reloads_once_in_the_background() -> None:
+    clock = FakeClock()
+    cache: TTLCache[int] = TTLCache(60, refresh_ahead=0.25, clock=clock)
+    version = 1
+    calls = 0
+    gate = asyncio.Event()
+
+    async def load() -> int:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            await gate.wait()
+        return version
+
+    assert await cache.get_or_load("k", load) == 1
+    clock.now += 40  # 20 s left: not yet in the last quarter
+    assert await cache.get_or_load("k", load) == 1 and calls == 1
+    clock.now += 10  # 10 s left: answered from the cache, one reload starts
+    version = 2
+    assert [await cache.get_or_load("k", load) for _ in range(20)] == [1] * 20
+    await asyncio.sleep(0)
+    assert calls == 2  # one background reload for all those hits
+    clock.now += 11  # expired before the reload finished: callers wait for that reload
+    waiter = asyncio.create_task(cache.get_or_load("k", load))
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    gate.set()
+    assert await waiter == 2 and calls == 2
+    assert await cache.get_or_load("k", load) == 2 and calls == 2  # stored for a full TTL
+    clock.now += 44
+    assert await cache.get_or_load("k", load) == 2 and calls == 2
+
+
+async def test_an_invalidation_during_a_refresh_keeps_the_reloaded_value_out() -> None:
+    clock = FakeClock()
+    cache: TTLCache[str] = TTLCache(60, refresh_ahead=0.5, clock=clock)
+    gate = asyncio.Event()
+    values = iter(["old", "stale", "fresh"])
+
+    async def load() -> str:
+        value = next(values)
+        if value == "stale":
+            await gate.wait()
+        return value
+
+    assert await cache.get_or_load("k", load) == "old"
+    clock.now += 31
+    assert await cache.get_or_load("k", load) == "old"  # starts the reload of "stale"
+    cache.invalidate("k")  # a write lands while it reads
+    gate.set()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert await cache.get_or_load("k", load) == "fresh"
+
+
+async def test_a_failed_refresh_changes_nothing_and_the_entry_expires_as_usual() -> None:
+    clock = FakeClock()
+    cache: TTLCache[int] = TTLCache(60, refresh_ahead=0.25, clock=clock)
+    outcomes: list[int | Exception] = [1, RuntimeError("db down"), 3]
+
+    async def load() -> int:
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    assert await cache.get_or_load("k", load) == 1
+    clock.now += 50
+    assert await cache.get_or_load("k", load) == 1  # the reload fails in the background
+    await asyncio.sleep(0)
+    assert await cache.get_or_load("k", load) == 1  # still the old entry, another reload
+    await asyncio.sleep(0)
+    assert outcomes == [] and await cache.get_or_load("k", load) == 3  # that one worked

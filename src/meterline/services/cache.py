@@ -29,11 +29,27 @@ class _LoadAbandoned(Exception):
 
 
 class TTLCache(Generic[V]):
-    def __init__(self, ttl_seconds: float, max_entries: int = 10_000) -> None:
+    """``refresh_ahead``: the last fraction of an entry's life in which a hit still answers
+    at once but starts a background reload (one per key), so a busy entry never expires
+    under its callers. Entries loaded together (a burst of new users, a restart) would
+    otherwise all expire together, and every caller of the next few seconds would wait
+    for a database read."""
+
+    def __init__(
+        self,
+        ttl_seconds: float,
+        max_entries: int = 10_000,
+        *,
+        refresh_ahead: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._ttl = ttl_seconds
         self._max = max(1, max_entries)
+        self._refresh_window = ttl_seconds * min(max(refresh_ahead, 0.0), 1.0)
+        self._clock = clock
         self._data: dict[Hashable, tuple[float, V]] = {}
         self._loading: dict[Hashable, asyncio.Future[V]] = {}
+        self._refreshing: set[asyncio.Task[None]] = set()
         #: Bumped by every invalidation, so a load that straddles one is not stored.
         self._generation = 0
 
@@ -42,8 +58,12 @@ class TTLCache(Generic[V]):
 
     async def get_or_load(self, key: Hashable, load: Callable[[], Awaitable[V]]) -> V:
         hit = self._data.get(key)
-        if hit is not None and hit[0] > time.monotonic():
-            return hit[1]
+        if hit is not None:
+            left = hit[0] - self._clock()
+            if left > 0:
+                if left <= self._refresh_window and key not in self._loading:
+                    self._refresh(key, load)
+                return hit[1]
         while (pending := self._loading.get(key)) is not None:
             try:
                 return await asyncio.shield(pending)
@@ -70,13 +90,43 @@ class TTLCache(Generic[V]):
             self.put(key, value)
         return value
 
+    def _refresh(self, key: Hashable, load: Callable[[], Awaitable[V]]) -> None:
+        """Reload ``key`` in the background; callers that find it expired meanwhile
+        wait for this load (it is the key's load in flight). A failed reload changes
+        nothing: the entry expires as usual and its next caller loads (and sees why)."""
+        future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
+        self._loading[key] = future
+        generation = self._generation
+
+        async def reload() -> None:
+            try:
+                value = await load()
+            except Exception as exc:  # handed to any waiter, else dropped
+                future.set_exception(exc)
+                future.exception()
+                return
+            except BaseException:  # cancelled (shutdown): waiters load again themselves
+                future.set_exception(_LoadAbandoned())
+                future.exception()
+                raise
+            finally:
+                if self._loading.get(key) is future:
+                    del self._loading[key]
+            future.set_result(value)
+            if generation == self._generation:
+                self.put(key, value)
+
+        task = asyncio.get_running_loop().create_task(reload())
+        self._refreshing.add(task)
+        task.add_done_callback(self._refreshing.discard)
+
     def put(self, key: Hashable, value: V) -> None:
         """Store ``value`` (e.g. one just written) for the TTL."""
         if self._ttl <= 0:
             return
         if key not in self._data and len(self._data) >= self._max:
             self._evict()
-        self._data[key] = (time.monotonic() + self._ttl, value)
+        self._data[key] = (self._clock() + self._ttl, value)
 
     def invalidate(self, key: Hashable | None = None) -> None:
         self._generation += 1
@@ -86,7 +136,7 @@ class TTLCache(Generic[V]):
             self._data.pop(key, None)
 
     def _evict(self) -> None:
-        now = time.monotonic()
+        now = self._clock()
         expired = [k for k, (deadline, _) in self._data.items() if deadline <= now]
         for k in expired:
             del self._data[k]

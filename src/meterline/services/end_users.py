@@ -45,7 +45,11 @@ class EndUserDirectory:
         self._bus = bus
         # A cached ``None`` means "not created yet" and sends the caller to the atomic
         # get-or-create below, whose result then replaces it.
-        self._cache: TTLCache[EndUser | None] = TTLCache(cache_ttl_seconds, max_entries)
+        # Refreshed ahead of expiry: a burst of users first seen together (a restart, a
+        # launch) would otherwise expire together and stall the next calls on reads.
+        self._cache: TTLCache[EndUser | None] = TTLCache(
+            cache_ttl_seconds, max_entries, refresh_ahead=0.25
+        )
         #: Bumped by every invalidation (local or remote), so a bulk load that straddles
         #: one does not cache what it read (the cache does the same for single loads).
         self._generation = 0
