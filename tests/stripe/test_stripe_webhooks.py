@@ -97,6 +97,19 @@ async def test_bad_signature_or_stale_timestamp_is_400_and_changes_nothing(app):
     assert r.status_code == 200 and await status_of(app, ours["id"]) is InvoiceStatus.PAID
 
 
+async def test_an_oversized_webhook_is_413_and_changes_nothing(app):
+    from meterline.web.stripe_routes import MAX_WEBHOOK_BYTES
+
+    account, ours = await sent_invoice(app)
+    obj = {"id": ours["stripe_invoice_id"], "object": "invoice"}
+    good = app.fake.emit_webhook("invoice.paid", obj, account)
+    padded = good.payload + b" " * (MAX_WEBHOOK_BYTES + 1)
+    r = await app.client.post(HOOK, content=padded, headers=good.headers)
+    assert r.status_code == 413, r.text
+    assert r.json()["error"]["code"] == "body_too_large"
+    assert await status_of(app, ours["id"]) is InvoiceStatus.OPEN
+
+
 async def test_a_replayed_event_id_changes_nothing(app):
     account, ours = await sent_invoice(app)
     obj = {"id": ours["stripe_invoice_id"], "object": "invoice"}

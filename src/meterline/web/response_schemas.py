@@ -585,7 +585,7 @@ STRIPE_CALLBACK = responses(StripeConnected, 400, 403, 409, 422, 502, 503)
 STRIPE_ONBOARD = responses(StripeUrl, *KEY, *BODY, 403, 409, 502)
 STRIPE_DISCONNECT = responses(StripeDisconnected, *KEY, 403, 409, 502)
 STRIPE_STATUS = responses(StripeStatus, *KEY, 409)
-STRIPE_WEBHOOK = responses(StripeWebhookResult, 400, 409, 502, 503)
+STRIPE_WEBHOOK = responses(StripeWebhookResult, 400, 409, 413, 502, 503)
 
 # Ops
 HEALTH = responses(Health)

@@ -31,6 +31,12 @@ router = APIRouter(tags=["stripe"])
 MAX_WEBHOOK_BYTES = 1024 * 1024
 
 
+class WebhookTooLarge(ServiceError):
+    """413, like an oversized body on every other route."""
+
+    status = 413
+
+
 class StripeNotConfigured(ServiceError):
     status = 409
     code = "stripe_not_configured"
@@ -135,7 +141,9 @@ async def webhook(request: Request) -> ORJSON:
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_WEBHOOK_BYTES:
-            raise ServiceError("webhook body too large", code="body_too_large")
+            raise WebhookTooLarge(
+                f"webhook body over {MAX_WEBHOOK_BYTES} bytes", code="body_too_large"
+            )
         chunks.append(chunk)
     result = await sync.handle_webhook(b"".join(chunks), request.headers.get("stripe-signature"))
     return ORJSON(result)
