@@ -52,12 +52,27 @@ class _User:
     held: dict[str, _Held] = field(default_factory=dict)
 
 
-class MemoryCounters:
-    """:class:`meterline.ports.Counters` kept in a dict; exact within one process."""
+#: Seeds between sweeps of users with nothing current (see :meth:`MemoryCounters._sweep`).
+SWEEP_EVERY_SEEDS = 10_000
 
-    def __init__(self) -> None:
+
+class MemoryCounters:
+    """:class:`meterline.ports.Counters` kept in a dict; exact within one process.
+
+    Counters are a cache of the ledger, so a user with nothing current (no window of the
+    current day, no reservation, nothing in the rolling minute) can be dropped at any time:
+    its next call seeds it again. Every ``sweep_every`` seeds such users are dropped, so
+    memory follows the users active today, not every user ever seen.
+    """
+
+    def __init__(self, *, sweep_every: int = SWEEP_EVERY_SEEDS) -> None:
         self._users: dict[UserKey, _User] = {}
         self._versions: dict[UserKey, int] = {}
+        self._sweep_every = max(1, sweep_every)
+        self._seeds = 0
+        #: Users whose seed is under way (version read, ledger being read): never swept,
+        #: or a settle's version bump would be forgotten and a stale seed accepted.
+        self._seeding: set[UserKey] = set()
 
     # ------------------------------------------------------------ helpers
 
@@ -135,17 +150,36 @@ class MemoryCounters:
             reserved_cost=from_nanos(held_cost),
         )
 
+    def _sweep(self, w: Windows, keep: UserKey) -> None:
+        """Drop the users with nothing current, and their seed versions (none of them
+        has a seed under way)."""
+        idle = []
+        for key, user in self._users.items():
+            if key == keep or user.held or key in self._seeding:
+                continue
+            self._expire(user, w)
+            if w.day not in user.days and not user.minute:
+                idle.append(key)
+        for key in idle:
+            del self._users[key]
+            self._versions.pop(key, None)
+
     # ------------------------------------------------------------ the port
 
     async def seed_version(self, key: UserKey) -> int:
+        self._seeding.add(key)
         return self._versions.setdefault(key, 0)
 
     async def seed(
         self, key: UserKey, totals: WindowTotals, now: datetime, *, version: int | None = None
     ) -> bool:
+        self._seeding.discard(key)  # this attempt is over; a retry marks it again
         if version is not None and self._versions.get(key, 0) != version:
             return False
         w = Windows.at(now)
+        self._seeds += 1
+        if self._seeds % self._sweep_every == 0:
+            self._sweep(w, keep=key)
         user = self._users.get(key)
         if user is None:
             user = self._users[key] = _User()
