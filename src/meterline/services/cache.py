@@ -15,6 +15,7 @@ the whole cache at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
@@ -69,9 +70,24 @@ class TTLCache(Generic[V]):
                 return await asyncio.shield(pending)
             except _LoadAbandoned:
                 continue
+        return await self._load(key, load, self._start_load(key), self._generation)
+
+    def _start_load(self, key: Hashable) -> asyncio.Future[V]:
+        """Mark ``key``'s load as in flight (at once, so no second one starts)."""
         future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
         self._loading[key] = future
-        generation = self._generation
+        return future
+
+    async def _load(
+        self,
+        key: Hashable,
+        load: Callable[[], Awaitable[V]],
+        future: asyncio.Future[V],
+        generation: int,
+    ) -> V:
+        """Run ``key``'s one load in flight: its waiters get its value or its error (a
+        cancelled load is no answer: they load again), and the value is stored unless
+        an invalidation happened since ``generation`` (it may predate the write)."""
         try:
             value = await load()
         except Exception as exc:
@@ -94,27 +110,12 @@ class TTLCache(Generic[V]):
         """Reload ``key`` in the background; callers that find it expired meanwhile
         wait for this load (it is the key's load in flight). A failed reload changes
         nothing: the entry expires as usual and its next caller loads (and sees why)."""
-        future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
-        self._loading[key] = future
-        generation = self._generation
+
+        future, generation = self._start_load(key), self._generation
 
         async def reload() -> None:
-            try:
-                value = await load()
-            except Exception as exc:  # handed to any waiter, else dropped
-                future.set_exception(exc)
-                future.exception()
-                return
-            except BaseException:  # cancelled (shutdown): waiters load again themselves
-                future.set_exception(_LoadAbandoned())
-                future.exception()
-                raise
-            finally:
-                if self._loading.get(key) is future:
-                    del self._loading[key]
-            future.set_result(value)
-            if generation == self._generation:
-                self.put(key, value)
+            with contextlib.suppress(Exception):  # the next caller's own load reports it
+                await self._load(key, load, future, generation)
 
         task = asyncio.get_running_loop().create_task(reload())
         self._refreshing.add(task)
