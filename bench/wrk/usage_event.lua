@@ -1,9 +1,10 @@
 -- POST /api/v1/billing/usage-events, one event per request, every event_id distinct
--- (BENCH_RUN_ID prefixes the ids so reruns against the same database stay distinct).
+-- (BENCH_RUN_ID and the start time prefix the ids, so the warm-up, the measured run and
+-- reruns against the same database never replay each other's ids).
 package.path = (os.getenv("BENCH_LUA_DIR") or ".") .. "/?.lua;" .. package.path
 local c = require("common")
 local headers = c.headers("application/json")
-local run = os.getenv("BENCH_RUN_ID") or tostring(os.time())
+local run = (os.getenv("BENCH_RUN_ID") or "run") .. "-" .. tostring(os.time())
 local n = 0
 
 request = function()
