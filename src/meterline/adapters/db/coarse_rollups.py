@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from meterline.adapters.db import tables as t
 from meterline.adapters.db._base import SqlStore
-from meterline.adapters.db.rollups import ROLLUP_SUMS, RollupKey
+from meterline.adapters.db.rollups import ROLLUP_SUMS, RollupKey, fold_delta
 
 __all__ = ["CoarseRollups", "ProjectDayKey", "UserDayKey", "project_deltas", "rebuild"]
 
@@ -33,15 +33,6 @@ _USER_KEY = ("project_id", "environment", "end_user_id", "day")
 _PROJECT_KEY = ("project_id", "environment", "day")
 
 
-def _fold(acc: dict[Any, list[int]], key: Any, delta: Sequence[int]) -> None:
-    sums = acc.get(key)
-    if sums is None:
-        acc[key] = list(delta)
-    else:
-        for i, value in enumerate(delta):
-            sums[i] += value
-
-
 def project_deltas(
     deltas: Mapping[RollupKey, Sequence[int]],
 ) -> tuple[dict[UserDayKey, list[int]], dict[ProjectDayKey, list[int]]]:
@@ -50,8 +41,8 @@ def project_deltas(
     users: dict[UserDayKey, list[int]] = {}
     projects: dict[ProjectDayKey, list[int]] = {}
     for (project_id, environment, end_user_id, _model, _provider, day), delta in deltas.items():
-        _fold(users, (project_id, environment, end_user_id, day), delta)
-        _fold(projects, (project_id, environment, day), delta)
+        fold_delta(users, (project_id, environment, end_user_id, day), delta)
+        fold_delta(projects, (project_id, environment, day), delta)
     return users, projects
 
 

@@ -10,16 +10,14 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
 
-from sqlalchemy import Table, and_, func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.sql.elements import Label
 
 from meterline.adapters.db import tables as t
 from meterline.adapters.db.engine import reading
-from meterline.adapters.db.rollups import ROLLUP_SUMS, usage_totals
+from meterline.adapters.db.rollups import sum_columns, usage_totals
 from meterline.domain.entities import Environment, UserKey
 from meterline.ports import DailyRevenue, RevenueReport, TopUser
 
@@ -29,16 +27,12 @@ _u = t.usage_user_daily.c
 _p = t.usage_project_daily.c
 
 
-def _sums(table: Table) -> list[Label[Any]]:
-    return [func.coalesce(func.sum(table.c[name]), 0).label(name) for name in ROLLUP_SUMS]
-
-
 async def user_daily(
     engine: AsyncEngine, key: UserKey, start: date, end_exclusive: date
 ) -> list[tuple[date, RowMapping]]:
     """(day, sums) for each day of [start, end_exclusive) with usage, in day order."""
     query = (
-        select(_u.day, *_sums(t.usage_user_daily))
+        select(_u.day, *sum_columns(t.usage_user_daily))
         .where(
             _u.project_id == key.project_id,
             _u.environment == Environment(key.environment).value,
@@ -66,7 +60,7 @@ async def revenue_report(
     over inclusive dates. Project-level usage (no end user) counts in the totals."""
     env = Environment(environment).value
     daily_query = (
-        select(_p.day, *_sums(t.usage_project_daily))
+        select(_p.day, *sum_columns(t.usage_project_daily))
         .where(_p.project_id == project_id, _p.environment == env, _p.day >= start, _p.day <= end)
         .group_by(_p.day)
         .order_by(_p.day)
@@ -92,7 +86,7 @@ async def revenue_report(
         top_rows: dict[str, RowMapping] = {}
         if winners:
             sums = (
-                select(_u.end_user_id, *_sums(t.usage_user_daily))
+                select(_u.end_user_id, *sum_columns(t.usage_user_daily))
                 .where(window, _u.end_user_id.in_(winners))
                 .group_by(_u.end_user_id)
             )

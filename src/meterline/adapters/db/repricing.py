@@ -23,7 +23,7 @@ from meterline.adapters.db._base import SqlStore
 from meterline.adapters.db.coarse_rollups import CoarseRollups
 from meterline.adapters.db.engine import reading, writing
 from meterline.adapters.db.invoice_usage import day_start, env_value, not_linked
-from meterline.adapters.db.rollups import ROLLUP_KEY, ROLLUP_SUMS, RollupKey
+from meterline.adapters.db.rollups import ROLLUP_KEY, ROLLUP_SUMS, RollupKey, fold_delta
 from meterline.domain.entities import Environment
 from meterline.domain.money import to_nanos
 from meterline.domain.windows import as_utc
@@ -60,10 +60,9 @@ def _where(
 def add_money(deltas: dict[RollupKey, list[int]], key: RollupKey, money: dict[str, int]) -> None:
     """Fold one repriced event into rollup deltas (``ROLLUP_SUMS`` order): money added,
     one unpriced request fewer, requests and tokens unchanged."""
-    acc = deltas.setdefault(key, [0] * len(ROLLUP_SUMS))
-    for name, value in money.items():
-        acc[ROLLUP_SUMS.index(name)] += value
-    acc[ROLLUP_SUMS.index("unpriced_requests")] -= 1
+    delta = [money.get(name, 0) for name in ROLLUP_SUMS]
+    delta[ROLLUP_SUMS.index("unpriced_requests")] = -1
+    fold_delta(deltas, key, delta)
 
 
 class SqlRepricer(SqlStore):

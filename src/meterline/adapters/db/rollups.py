@@ -8,11 +8,11 @@ the very end, through :func:`meterline.domain.money.from_nanos`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable, Sequence
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import func
+from sqlalchemy import Table, func
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.sql.elements import Label
 
@@ -26,6 +26,7 @@ __all__ = [
     "ROLLUP_SUMS",
     "RollupKey",
     "add_delta",
+    "fold_delta",
     "month_bounds",
     "sum_columns",
     "sum_rows",
@@ -37,6 +38,8 @@ ROLLUP_KEY = ("project_id", "environment", "end_user_id", "model", "provider", "
 
 #: The additive columns of the rollup tables, in a fixed order.
 ROLLUP_SUMS = t.ROLLUP_SUM_COLUMNS
+
+K = TypeVar("K", bound=Hashable)
 
 #: (project_id, environment, end_user_id, model, provider, day); '' for an absent part.
 RollupKey = tuple[str, str, str, str, str, date]
@@ -66,15 +69,19 @@ def add_delta(deltas: dict[RollupKey, list[int]], ev: UsageEvent) -> None:
         _nanos(ev.charge),
         0 if ev.priced else 1,
     )
+    fold_delta(deltas, key, delta)
+
+
+def fold_delta(deltas: dict[K, list[int]], key: K, delta: Sequence[int]) -> None:
+    """Add ``delta`` (sums in ``ROLLUP_SUMS`` order) to ``key``'s pending sums."""
     acc = deltas.setdefault(key, [0] * len(ROLLUP_SUMS))
     for i, value in enumerate(delta):
         acc[i] += value
 
 
-def sum_columns() -> list[Label[Any]]:
-    """``COALESCE(SUM(col), 0) AS col`` for every additive rollup column."""
-    table = t.usage_daily_rollups.c
-    return [func.coalesce(func.sum(table[name]), 0).label(name) for name in ROLLUP_SUMS]
+def sum_columns(table: Table = t.usage_daily_rollups) -> list[Label[Any]]:
+    """``COALESCE(SUM(col), 0) AS col`` for every additive column of a rollup table."""
+    return [func.coalesce(func.sum(table.c[name]), 0).label(name) for name in ROLLUP_SUMS]
 
 
 def sum_rows(rows: Iterable[RowMapping]) -> dict[str, int]:
