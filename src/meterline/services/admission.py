@@ -164,33 +164,22 @@ class Admission:
         at = now or self._clock.now()
         return await self._seeded(key, at, lambda: self._counters.snapshot(key, at))
 
-    async def settle(
-        self,
-        key: UserKey,
-        *,
-        at: datetime,
-        tokens: int,
-        cost_nanos: int,
-        reservation_id: str | None,
-    ) -> None:
-        """Apply recorded usage to the counters. The ledger row is already durable, so on
-        any counter failure the user's counters are dropped and reseeded from it."""
-        now = self._clock.now()
+    async def settle(self, item: Settlement) -> None:
+        """Apply a recorded call's usage to the counters. The ledger row is already
+        durable, so on any counter failure the user's counters are dropped and reseeded
+        from it."""
         try:
             await self._counters.settle(
-                key,
-                now=now,
-                at=at,
-                tokens=tokens,
-                cost_nanos=cost_nanos,
-                reservation_id=reservation_id,
+                item.key,
+                now=self._clock.now(),
+                at=item.at,
+                tokens=item.tokens,
+                cost_nanos=item.cost_nanos,
+                reservation_id=item.reservation_id,
             )
         except CountersUnavailable:
             self._metrics.counter_error("settle")
-            try:
-                await self._counters.forget(key)
-            except CountersUnavailable:
-                self._stale.add(key)  # forgotten (and reseeded) once Redis answers again
+            await self._forget([item.key])
 
     async def settle_many(self, items: Sequence[Settlement]) -> None:
         """:meth:`settle` for a batch of recorded events, in one counters call. On a
@@ -202,22 +191,24 @@ class Admission:
             await self._counters.settle_many(items, now=self._clock.now())
         except CountersUnavailable:
             self._metrics.counter_error("settle")
-            keys = list(dict.fromkeys(item.key for item in items))
-            for i, key in enumerate(keys):
-                try:
-                    await self._counters.forget(key)
-                except CountersUnavailable:  # still down: don't wait on each of the rest
-                    self._stale.update(keys[i:])
-                    return
+            await self._forget(list(dict.fromkeys(item.key for item in items)))
 
     async def resync(self, key: UserKey) -> None:
         """Rebuild the user's counters from the ledger on next use. For a replayed event:
         its first attempt may have committed and then died before settling the counters
         (a crashed process), and the replay itself settles nothing."""
-        try:
-            await self._counters.forget(key)
-        except CountersUnavailable:
-            self._stale.add(key)
+        await self._forget([key])
+
+    async def _forget(self, keys: Sequence[UserKey]) -> None:
+        """Drop these users' counters, so they are reseeded from the ledger. While Redis
+        is unreachable they are remembered instead (see :meth:`repair_stale`), without
+        waiting on each of the rest once one attempt failed."""
+        for i, key in enumerate(keys):
+            try:
+                await self._counters.forget(key)
+            except CountersUnavailable:
+                self._stale.update(keys[i:])
+                return
 
     async def repair_stale(self) -> int:
         """Drop now the counters of every user whose usage was recorded while Redis was

@@ -241,13 +241,7 @@ class Metering:
 
     async def _after_recorded(self, event: UsageEvent, now: datetime) -> None:
         if (settlement := _settlement(event)) is not None:
-            await self._admission.settle(
-                settlement.key,
-                at=settlement.at,
-                tokens=settlement.tokens,
-                cost_nanos=settlement.cost_nanos,
-                reservation_id=settlement.reservation_id,
-            )
+            await self._admission.settle(settlement)
         await self._alert_if_unpriced(event, now)
 
     async def _alert_if_unpriced(self, event: UsageEvent, now: datetime) -> None:
