@@ -1,9 +1,14 @@
-"""The hot routes (check-quota, usage-events, the gateway) read the key themselves; they must accept
-and refuse exactly what the dependency-based ``Auth`` of every other route does."""
+"""The key is read in one place (``deps.presented_key``), for the dependency-based ``Auth``
+and the hot routes (check-quota, usage-events, the gateway) alike. It must read exactly
+what FastAPI's own HTTPBearer and APIKeyHeader would, and every route must accept and
+refuse the same headers."""
 
 from __future__ import annotations
 
 import pytest
+from starlette.requests import Request
+
+from meterline.web.deps import _bearer, _x_api_key, presented_key
 
 QUOTA = "/api/v1/billing/check-quota"
 PLANS = "/api/v1/billing/rate-plans"
@@ -46,3 +51,17 @@ async def test_hot_routes_authenticate_like_every_other_route(gw, index):
     statuses = [quota.status_code, post.status_code, usage.status_code]
     assert statuses == [reference.status_code] * 3, (headers, reference.text, quota.text)
     assert (chat.status_code == 401) == (reference.status_code == 401), chat.text
+
+
+@pytest.mark.parametrize("index", range(13))
+async def test_the_key_is_read_as_fastapis_security_schemes_read_it(index):
+    headers = variants("mk_live_abc123")[index]
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+    }
+    request = Request(scope)
+    bearer, api_key = await _bearer(request), await _x_api_key(request)
+    assert presented_key(request) == (bearer.credentials if bearer else api_key)

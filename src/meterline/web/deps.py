@@ -28,17 +28,17 @@ async def _auth(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     api_key: Annotated[str | None, Depends(_x_api_key)],
 ) -> AuthContext:
-    token = bearer.credentials if bearer else api_key
-    ctx = await container_of(request).auth.authenticate(token)
-    request.state.auth = ctx
-    return ctx
+    # The two security dependencies declare both ways of passing a key in the OpenAPI
+    # document; the key itself is read in one place, :func:`presented_key`.
+    del bearer, api_key
+    return await authenticate(request)
 
 
 Auth = Annotated[AuthContext, Depends(_auth)]
 
 
 def presented_key(request: Request) -> str | None:
-    """The key exactly as ``Auth`` reads it (FastAPI's HTTPBearer, then APIKeyHeader): a
+    """The caller's key, as FastAPI's HTTPBearer then APIKeyHeader would read it: a
     Bearer credential, else the ``x-api-key`` header."""
     scheme, credentials = get_authorization_scheme_param(request.headers.get("authorization"))
     if scheme.lower() == "bearer" and credentials:
@@ -47,9 +47,10 @@ def presented_key(request: Request) -> str | None:
 
 
 async def authenticate(request: Request) -> AuthContext:
-    """``Auth`` without FastAPI's dependency solving, for the per-call hot routes
-    (check-quota, usage-events): solving the two security sub-dependencies and validating
-    query parameters cost more than the quota decision itself. Such routes declare
+    """The caller's project context. ``Auth`` routes get it through FastAPI's dependency
+    solving; the per-call hot routes (check-quota, usage-events, the gateway) call it
+    themselves, since solving the security sub-dependencies and validating query
+    parameters cost more than the quota decision itself. Those routes declare
     :data:`SECURED` in ``openapi_extra`` so the schema still says how they authenticate."""
     ctx = await container_of(request).auth.authenticate(presented_key(request))
     request.state.auth = ctx
