@@ -105,24 +105,19 @@ ON CONFLICT (project_id, environment, end_user_id, model, provider, day) DO UPDA
     unpriced_requests = usage_daily_rollups.unpriced_requests + excluded.unpriced_requests
 """
 
-_SUMS = (
-    "requests, prompt_tokens, completion_tokens, total_tokens, provider_cost_nanos, "
-    "markup_nanos, charge_nanos, unpriced_requests"
-)
-#: The coarse rollups (per user and day, per project and day) rebuilt from the fine ones
-#: for the project, so they equal them exactly, as the ledger keeps them.
-COARSE_SQL = [
-    "DELETE FROM usage_user_daily WHERE project_id = $1",
-    "DELETE FROM usage_project_daily WHERE project_id = $1",
-    f"INSERT INTO usage_user_daily (project_id, environment, end_user_id, day, {_SUMS}) "
-    f"SELECT project_id, environment, end_user_id, day, "
-    f"{', '.join(f'sum({c.strip()})' for c in _SUMS.split(','))} "
-    "FROM usage_daily_rollups WHERE project_id = $1 GROUP BY 1, 2, 3, 4",
-    f"INSERT INTO usage_project_daily (project_id, environment, day, {_SUMS}) "
-    f"SELECT project_id, environment, day, "
-    f"{', '.join(f'sum({c.strip()})' for c in _SUMS.split(','))} "
-    "FROM usage_daily_rollups WHERE project_id = $1 GROUP BY 1, 2, 3",
-]
+
+async def _rebuild_coarse_rollups(dsn: str, project_id: str) -> None:
+    """The per-user and per-project rollups, summed from the fine ones by meterline's own
+    ``coarse_rollups.rebuild``, so they equal them exactly, as the ledger keeps them."""
+    from meterline.adapters.db import create_engine
+    from meterline.adapters.db.coarse_rollups import rebuild
+
+    engine = create_engine(dsn)
+    try:
+        async with engine.begin() as conn:
+            await rebuild(conn, project_id)
+    finally:
+        await engine.dispose()
 
 
 def _user_weights(n: int) -> list[float]:
@@ -224,9 +219,7 @@ async def generate(dsn: str, project_id: str, events: int, batch: int = 50_000) 
         await conn.execute(ROLLUP_SQL)
         rollup_s = time.monotonic() - r0
         c0 = time.monotonic()
-        async with conn.transaction():
-            for sql in COARSE_SQL:
-                await conn.execute(sql, project_id)
+        await _rebuild_coarse_rollups(dsn, project_id)
         coarse_s = time.monotonic() - c0
         a0 = time.monotonic()
         await conn.execute(
