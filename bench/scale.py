@@ -376,7 +376,8 @@ def _scale_users(period: dict[str, str]) -> list[str]:
     import run as R
 
     sql = (
-        "select distinct end_user_id from usage_user_daily where end_user_id like 'scale\\_user\\_%' "
+        "select distinct end_user_id from usage_user_daily "
+        "where end_user_id like 'scale\\_user\\_%' "
         f"and day between '{period['period_start']}' and '{period['period_end']}'"
     )
     out = subprocess.run(
