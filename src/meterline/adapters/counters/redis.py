@@ -15,9 +15,10 @@ and may contain braces themselves.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from importlib import resources
 from typing import Any
@@ -103,6 +104,16 @@ def _from_score(score: str | bytes) -> datetime:
     return from_ms(int(score))
 
 
+@contextlib.contextmanager
+def _reachable() -> Iterator[None]:
+    """An unreachable Redis becomes the port's CountersUnavailable, so admission can
+    apply the configured failure mode without knowing about Redis."""
+    try:
+        yield
+    except _UNREACHABLE as exc:
+        raise CountersUnavailable(f"Redis unreachable: {type(exc).__name__}") from exc
+
+
 def _merged(items: Sequence[Settlement], w: Windows) -> list[tuple[Settlement, int]]:
     """Fold events without a reservation that a settle treats alike — same user, same
     windows, same rolling-minute instant (or none) — into one call with their request
@@ -167,11 +178,9 @@ class RedisCounters:
 
     async def seed_version(self, key: UserKey) -> int:
         name = f"{self._base(key)}:gen"
-        try:
+        with _reachable():
             await self._redis.set(name, 0, nx=True, px=MINUTE_TTL_MS)  # "a seed is under way"
             value = await self._redis.get(name)
-        except _UNREACHABLE as exc:
-            raise CountersUnavailable(f"Redis unreachable: {type(exc).__name__}") from exc
         return int(value or 0)
 
     async def seed(
@@ -313,11 +322,10 @@ class RedisCounters:
         calls = _merged(items, w)
         pipe = self._redis.pipeline(transaction=False)
         try:
-            for item, requests in calls:
-                await self._settle_lua(client=pipe, **self._settle_call(item, w, requests))
-            replies = await pipe.execute()
-        except _UNREACHABLE as exc:
-            raise CountersUnavailable(f"Redis unreachable: {type(exc).__name__}") from exc
+            with _reachable():
+                for item, requests in calls:
+                    await self._settle_lua(client=pipe, **self._settle_call(item, w, requests))
+                replies = await pipe.execute()
         finally:
             await pipe.reset()
         # Calls with a reservation come first, one per item, in item order.
@@ -335,17 +343,12 @@ class RedisCounters:
         """Delete every key of the user (windows are named by the index set)."""
         base = self._base(key)
         fixed = [f"{base}:{name}" for name in ("min", "res", "rexp", "idx", "gen")]
-        try:
+        with _reachable():
             windows = await self._redis.smembers(f"{base}:idx")
             await self._redis.delete(*fixed, *windows)
-        except _UNREACHABLE as exc:
-            raise CountersUnavailable(f"Redis unreachable: {type(exc).__name__}") from exc
 
     @staticmethod
     async def _run(script: Any, *, keys: list[str], args: list[Any]) -> Any:
-        """Run one script; an unreachable Redis becomes the port's CountersUnavailable, so
-        admission can apply the configured failure mode without knowing about Redis."""
-        try:
+        """Run one script (an unreachable Redis raises CountersUnavailable)."""
+        with _reachable():
             return await script(keys=keys, args=args)
-        except _UNREACHABLE as exc:
-            raise CountersUnavailable(f"Redis unreachable: {type(exc).__name__}") from exc
