@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 
-import httpx
 import pytest
 
 from meterline.adapters.upstreams import make_http_client
+from meterline.adapters.upstreams.http_client import UpstreamHttp
 from meterline.testing.fake_upstream import FakeUpstream, running_fake_upstream
 
 
@@ -18,7 +18,7 @@ def fake() -> Iterator[FakeUpstream]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
+async def http() -> AsyncIterator[UpstreamHttp]:
     client = make_http_client(connect_timeout=2, read_timeout=10)
     try:
         yield client

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import httpx
 import orjson
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from meterline.adapters.upstreams import AnthropicUpstream
+from meterline.adapters.upstreams.http_client import UpstreamHttp
 from meterline.adapters.upstreams.sse import SSEDecoder
 from meterline.ports import (
     Operation,
@@ -40,7 +40,7 @@ def chat(text: str, **extra: object) -> dict:
     return {"model": "alias", "messages": [{"role": "user", "content": text}], **extra}
 
 
-async def collect(http: httpx.AsyncClient, t: ProviderTarget, op: Operation, body: dict):
+async def collect(http: UpstreamHttp, t: ProviderTarget, op: Operation, body: dict):
     return [chunk async for chunk in AnthropicUpstream(http).stream(t, op, body)]
 
 
@@ -48,7 +48,7 @@ def event_of(chunk: StreamChunk):
     return SSEDecoder().feed(chunk.data)[0]
 
 
-async def test_messages_passthrough(fake: FakeUpstream, http: httpx.AsyncClient) -> None:
+async def test_messages_passthrough(fake: FakeUpstream, http: UpstreamHttp) -> None:
     body = messages("hello you [fake:words=2]", metadata={"user_id": "u"}, top_k=3)
     reply = await AnthropicUpstream(http).send(target(fake), Operation.MESSAGES, body)
     sent = fake.requests[-1]
@@ -62,7 +62,7 @@ async def test_messages_passthrough(fake: FakeUpstream, http: httpx.AsyncClient)
     assert reply.usage == UpstreamUsage(3, 4, 0)
 
 
-async def test_messages_stream_passthrough(fake: FakeUpstream, http: httpx.AsyncClient) -> None:
+async def test_messages_stream_passthrough(fake: FakeUpstream, http: UpstreamHttp) -> None:
     body = messages("one two three [fake:words=3] [fake:cached=2]")
     chunks = await collect(http, target(fake), Operation.MESSAGES, body)
     assert fake.requests[-1].body["stream"] is True
@@ -79,7 +79,7 @@ async def test_messages_stream_passthrough(fake: FakeUpstream, http: httpx.Async
     assert [c.final for c in chunks].count(True) == 1
 
 
-async def test_chat_translated(fake: FakeUpstream, http: httpx.AsyncClient) -> None:
+async def test_chat_translated(fake: FakeUpstream, http: UpstreamHttp) -> None:
     body = chat(
         "hi [fake:words=2]",
         max_tokens=20,
@@ -101,7 +101,7 @@ async def test_chat_translated(fake: FakeUpstream, http: httpx.AsyncClient) -> N
     assert reply.usage == UpstreamUsage(4, 4, 0)
 
 
-async def test_chat_translated_tool_call(fake: FakeUpstream, http: httpx.AsyncClient) -> None:
+async def test_chat_translated_tool_call(fake: FakeUpstream, http: UpstreamHttp) -> None:
     tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]
     reply = await AnthropicUpstream(http).send(
         target(fake), Operation.CHAT, chat("[fake:tool]", tools=tools)
@@ -114,7 +114,7 @@ async def test_chat_translated_tool_call(fake: FakeUpstream, http: httpx.AsyncCl
     assert completion.choices[0].finish_reason == "tool_calls"
 
 
-async def test_chat_translated_stream(fake: FakeUpstream, http: httpx.AsyncClient) -> None:
+async def test_chat_translated_stream(fake: FakeUpstream, http: UpstreamHttp) -> None:
     chunks = await collect(http, target(fake), Operation.CHAT, chat("hi [fake:words=2]"))
     assert chunks[-1].data == b"data: [DONE]\n\n" and chunks[-1].final
     assert chunks[-2].usage_only and chunks[-2].usage == UpstreamUsage(2, 4, 0)
@@ -125,7 +125,7 @@ async def test_chat_translated_stream(fake: FakeUpstream, http: httpx.AsyncClien
     assert parsed[-1].choices == [] and parsed[-1].usage.total_tokens == 6
 
 
-async def test_chat_translated_stream_tool(fake: FakeUpstream, http: httpx.AsyncClient) -> None:
+async def test_chat_translated_stream_tool(fake: FakeUpstream, http: UpstreamHttp) -> None:
     chunks = await collect(http, target(fake), Operation.CHAT, chat("[fake:tool]"))
     parsed = [ChatCompletionChunk.model_validate_json(event_of(c).data) for c in chunks[:-1]]
     args = "".join(
@@ -141,7 +141,7 @@ async def test_chat_translated_stream_tool(fake: FakeUpstream, http: httpx.Async
 # ---------------------------------------------------------------- errors
 
 
-async def test_error_for_chat_is_openai_shaped(fake: FakeUpstream, http: httpx.AsyncClient) -> None:
+async def test_error_for_chat_is_openai_shaped(fake: FakeUpstream, http: UpstreamHttp) -> None:
     with pytest.raises(UpstreamError) as err:
         await AnthropicUpstream(http).send(target(fake), Operation.CHAT, chat("[fake:status=500]"))
     assert err.value.status == 500
@@ -149,9 +149,7 @@ async def test_error_for_chat_is_openai_shaped(fake: FakeUpstream, http: httpx.A
     assert err.value.body["error"]["code"] == "upstream_500"
 
 
-async def test_error_for_messages_passes_through(
-    fake: FakeUpstream, http: httpx.AsyncClient
-) -> None:
+async def test_error_for_messages_passes_through(fake: FakeUpstream, http: UpstreamHttp) -> None:
     with pytest.raises(UpstreamError) as err:
         await collect(http, target(fake), Operation.MESSAGES, messages("[fake:status=529]"))
     assert err.value.status == 529
@@ -160,7 +158,7 @@ async def test_error_for_messages_passes_through(
 
 @pytest.mark.parametrize("op", [Operation.EMBEDDINGS, Operation.RESPONSES])
 async def test_unsupported_operations(
-    fake: FakeUpstream, http: httpx.AsyncClient, op: Operation
+    fake: FakeUpstream, http: UpstreamHttp, op: Operation
 ) -> None:
     with pytest.raises(UpstreamError) as err:
         await AnthropicUpstream(http).send(target(fake), op, {"input": "x"})
@@ -169,7 +167,7 @@ async def test_unsupported_operations(
         await collect(http, target(fake), op, {"input": "x"})
 
 
-async def test_untranslatable_chat_is_400(fake: FakeUpstream, http: httpx.AsyncClient) -> None:
+async def test_untranslatable_chat_is_400(fake: FakeUpstream, http: UpstreamHttp) -> None:
     with pytest.raises(UpstreamError) as err:
         await AnthropicUpstream(http).send(target(fake), Operation.CHAT, chat("x", n=3))
     assert err.value.status == 400
@@ -177,9 +175,7 @@ async def test_untranslatable_chat_is_400(fake: FakeUpstream, http: httpx.AsyncC
 
 
 @pytest.mark.parametrize("op", [Operation.CHAT, Operation.MESSAGES])
-async def test_cut_stream_is_broken(
-    fake: FakeUpstream, http: httpx.AsyncClient, op: Operation
-) -> None:
+async def test_cut_stream_is_broken(fake: FakeUpstream, http: UpstreamHttp, op: Operation) -> None:
     body = chat("[fake:cut=3]") if op is Operation.CHAT else messages("[fake:cut=3]")
     seen: list[StreamChunk] = []
     with pytest.raises(UpstreamBroken):
@@ -189,7 +185,7 @@ async def test_cut_stream_is_broken(
     assert seen[0].usage is not None  # the prompt is known even though the stream broke
 
 
-async def test_malformed(fake: FakeUpstream, http: httpx.AsyncClient) -> None:
+async def test_malformed(fake: FakeUpstream, http: UpstreamHttp) -> None:
     with pytest.raises(UpstreamError) as err:
         await AnthropicUpstream(http).send(
             target(fake), Operation.MESSAGES, messages("[fake:malformed]")
@@ -200,9 +196,7 @@ async def test_malformed(fake: FakeUpstream, http: httpx.AsyncClient) -> None:
 
 
 @pytest.mark.parametrize("op", [Operation.CHAT, Operation.MESSAGES])
-async def test_missing_vs_zero_usage(
-    fake: FakeUpstream, http: httpx.AsyncClient, op: Operation
-) -> None:
+async def test_missing_vs_zero_usage(fake: FakeUpstream, http: UpstreamHttp, op: Operation) -> None:
     upstream = AnthropicUpstream(http)
     make = chat if op is Operation.CHAT else messages
     assert (await upstream.send(target(fake), op, make("[fake:no_usage]"))).usage is None
@@ -215,7 +209,7 @@ async def test_missing_vs_zero_usage(
 
 
 async def test_official_openai_sdk_reads_the_translated_stream(
-    fake: FakeUpstream, http: httpx.AsyncClient
+    fake: FakeUpstream, http: UpstreamHttp
 ) -> None:
     import httpx2
     import openai

@@ -5,11 +5,11 @@ from __future__ import annotations
 import socket
 
 import anthropic.types
-import httpx
 import orjson
 import pytest
 
 from meterline.adapters.upstreams import OpenAICompatible, make_http_client
+from meterline.adapters.upstreams.http_client import UpstreamHttp
 from meterline.adapters.upstreams.sse import SSEDecoder
 from meterline.ports import (
     Operation,
@@ -39,7 +39,7 @@ def payload(chunk: StreamChunk) -> dict:
     return orjson.loads(SSEDecoder().feed(chunk.data)[0].data)
 
 
-async def test_chat_non_stream(fake: FakeUpstream, http: httpx.AsyncClient) -> None:
+async def test_chat_non_stream(fake: FakeUpstream, http: UpstreamHttp) -> None:
     body = chat("hello there [fake:words=3]", stream=True, stream_options={"x": 1}, user="u1")
     reply = await OpenAICompatible(http).send(target(fake), Operation.CHAT, body)
     assert reply.status == 200
@@ -52,12 +52,12 @@ async def test_chat_non_stream(fake: FakeUpstream, http: httpx.AsyncClient) -> N
     assert "stream" not in sent.body and "stream_options" not in sent.body
 
 
-async def test_no_auth_header_without_key(fake: FakeUpstream, http: httpx.AsyncClient) -> None:
+async def test_no_auth_header_without_key(fake: FakeUpstream, http: UpstreamHttp) -> None:
     await OpenAICompatible(http).send(target(fake, key=None), Operation.CHAT, chat("x"))
     assert "authorization" not in fake.requests[-1].headers
 
 
-async def test_chat_stream(fake: FakeUpstream, http: httpx.AsyncClient) -> None:
+async def test_chat_stream(fake: FakeUpstream, http: UpstreamHttp) -> None:
     chunks = await collect(
         OpenAICompatible(http), target(fake), Operation.CHAT, chat("hi [fake:words=2]")
     )
@@ -74,13 +74,13 @@ async def test_chat_stream(fake: FakeUpstream, http: httpx.AsyncClient) -> None:
     assert payload(chunks[0])["model"] == "gpt-real"
 
 
-async def test_chat_stream_cached_tokens(fake: FakeUpstream, http: httpx.AsyncClient) -> None:
+async def test_chat_stream_cached_tokens(fake: FakeUpstream, http: UpstreamHttp) -> None:
     body = chat("one two three four [fake:cached=2]")
     chunks = await collect(OpenAICompatible(http), target(fake), Operation.CHAT, body)
     assert chunks[-2].usage == UpstreamUsage(5, 10, 2)
 
 
-async def test_embeddings(fake: FakeUpstream, http: httpx.AsyncClient) -> None:
+async def test_embeddings(fake: FakeUpstream, http: UpstreamHttp) -> None:
     body = {"model": "alias", "input": ["one two", "three"]}
     reply = await OpenAICompatible(http).send(target(fake), Operation.EMBEDDINGS, body)
     assert fake.requests[-1].path == "/v1/embeddings"
@@ -88,20 +88,20 @@ async def test_embeddings(fake: FakeUpstream, http: httpx.AsyncClient) -> None:
     assert reply.usage == UpstreamUsage(3, 0, 0)
 
 
-async def test_embeddings_cannot_stream(fake: FakeUpstream, http: httpx.AsyncClient) -> None:
+async def test_embeddings_cannot_stream(fake: FakeUpstream, http: UpstreamHttp) -> None:
     with pytest.raises(UpstreamError) as err:
         await collect(OpenAICompatible(http), target(fake), Operation.EMBEDDINGS, {"input": "x"})
     assert err.value.status == 400
 
 
-async def test_responses(fake: FakeUpstream, http: httpx.AsyncClient) -> None:
+async def test_responses(fake: FakeUpstream, http: UpstreamHttp) -> None:
     body = {"model": "alias", "input": "hi there [fake:words=2]"}
     reply = await OpenAICompatible(http).send(target(fake), Operation.RESPONSES, body)
     assert fake.requests[-1].path == "/v1/responses"
     assert reply.usage == UpstreamUsage(3, 4, 0)
 
 
-async def test_responses_stream(fake: FakeUpstream, http: httpx.AsyncClient) -> None:
+async def test_responses_stream(fake: FakeUpstream, http: UpstreamHttp) -> None:
     body = {"model": "alias", "input": "hi there [fake:words=2]"}
     chunks = await collect(OpenAICompatible(http), target(fake), Operation.RESPONSES, body)
     assert "stream_options" not in fake.requests[-1].body
@@ -113,7 +113,7 @@ async def test_responses_stream(fake: FakeUpstream, http: httpx.AsyncClient) -> 
     assert not any(c.final or c.usage_only for c in chunks)  # end of stream is final
 
 
-async def test_messages_on_openai_target(fake: FakeUpstream, http: httpx.AsyncClient) -> None:
+async def test_messages_on_openai_target(fake: FakeUpstream, http: UpstreamHttp) -> None:
     body = {
         "model": "alias",
         "max_tokens": 50,
@@ -130,9 +130,7 @@ async def test_messages_on_openai_target(fake: FakeUpstream, http: httpx.AsyncCl
     assert reply.usage == UpstreamUsage(4, 4, 0)
 
 
-async def test_messages_stream_on_openai_target(
-    fake: FakeUpstream, http: httpx.AsyncClient
-) -> None:
+async def test_messages_stream_on_openai_target(fake: FakeUpstream, http: UpstreamHttp) -> None:
     body = {
         "model": "a",
         "max_tokens": 50,
@@ -155,14 +153,14 @@ async def test_messages_stream_on_openai_target(
 # ---------------------------------------------------------------- errors
 
 
-async def test_provider_error_passes_through(fake: FakeUpstream, http: httpx.AsyncClient) -> None:
+async def test_provider_error_passes_through(fake: FakeUpstream, http: UpstreamHttp) -> None:
     with pytest.raises(UpstreamError) as err:
         await OpenAICompatible(http).send(target(fake), Operation.CHAT, chat("[fake:status=500]"))
     assert err.value.status == 500
     assert isinstance(err.value.body["error"]["message"], str)
 
 
-async def test_stream_error_before_output(fake: FakeUpstream, http: httpx.AsyncClient) -> None:
+async def test_stream_error_before_output(fake: FakeUpstream, http: UpstreamHttp) -> None:
     with pytest.raises(UpstreamError) as err:
         await collect(
             OpenAICompatible(http), target(fake), Operation.CHAT, chat("[fake:status=429]")
@@ -171,7 +169,7 @@ async def test_stream_error_before_output(fake: FakeUpstream, http: httpx.AsyncC
 
 
 async def test_error_for_messages_client_is_anthropic_shaped(
-    fake: FakeUpstream, http: httpx.AsyncClient
+    fake: FakeUpstream, http: UpstreamHttp
 ) -> None:
     body = {"max_tokens": 5, "messages": [{"role": "user", "content": "[fake:status=503]"}]}
     with pytest.raises(UpstreamError) as err:
@@ -186,7 +184,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def test_connection_refused_is_502(http: httpx.AsyncClient) -> None:
+async def test_connection_refused_is_502(http: UpstreamHttp) -> None:
     t = ProviderTarget("x", WireProtocol.OPENAI, f"http://127.0.0.1:{free_port()}/v1", None, "m")
     with pytest.raises(UpstreamError) as err:
         await OpenAICompatible(http).send(t, Operation.CHAT, chat("x"))
@@ -223,7 +221,7 @@ async def test_slow_stream_times_out_as_broken(fake: FakeUpstream) -> None:
     assert seen  # the role chunk came before the stall
 
 
-async def test_cut_stream_is_broken(fake: FakeUpstream, http: httpx.AsyncClient) -> None:
+async def test_cut_stream_is_broken(fake: FakeUpstream, http: UpstreamHttp) -> None:
     seen: list[StreamChunk] = []
     with pytest.raises(UpstreamBroken):
         async for chunk in OpenAICompatible(http).stream(
@@ -234,7 +232,7 @@ async def test_cut_stream_is_broken(fake: FakeUpstream, http: httpx.AsyncClient)
     assert not any(c.final for c in seen)
 
 
-async def test_malformed_reply(fake: FakeUpstream, http: httpx.AsyncClient) -> None:
+async def test_malformed_reply(fake: FakeUpstream, http: UpstreamHttp) -> None:
     with pytest.raises(UpstreamError) as err:
         await OpenAICompatible(http).send(target(fake), Operation.CHAT, chat("[fake:malformed]"))
     assert err.value.status == 502
@@ -244,7 +242,7 @@ async def test_malformed_reply(fake: FakeUpstream, http: httpx.AsyncClient) -> N
         )
 
 
-async def test_missing_usage_is_none(fake: FakeUpstream, http: httpx.AsyncClient) -> None:
+async def test_missing_usage_is_none(fake: FakeUpstream, http: UpstreamHttp) -> None:
     upstream = OpenAICompatible(http)
     reply = await upstream.send(target(fake), Operation.CHAT, chat("[fake:no_usage]"))
     assert reply.usage is None
@@ -252,7 +250,7 @@ async def test_missing_usage_is_none(fake: FakeUpstream, http: httpx.AsyncClient
     assert all(c.usage is None and not c.usage_only for c in chunks) and chunks[-1].final
 
 
-async def test_zero_usage_stays_zero(fake: FakeUpstream, http: httpx.AsyncClient) -> None:
+async def test_zero_usage_stays_zero(fake: FakeUpstream, http: UpstreamHttp) -> None:
     upstream = OpenAICompatible(http)
     reply = await upstream.send(target(fake), Operation.CHAT, chat("[fake:zero_usage]"))
     assert reply.usage == UpstreamUsage(0, 0, 0)

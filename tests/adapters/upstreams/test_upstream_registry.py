@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
-
 from meterline.adapters.upstreams import (
     KNOWN_PROVIDERS,
     AnthropicUpstream,
@@ -11,6 +9,7 @@ from meterline.adapters.upstreams import (
     Upstreams,
     make_http_client,
 )
+from meterline.adapters.upstreams.http_client import UpstreamHttp
 from meterline.ports import ProviderTarget, WireProtocol
 
 
@@ -30,7 +29,7 @@ async def test_for_target_picks_by_protocol() -> None:
 async def test_client_timeouts() -> None:
     client = make_http_client()
     try:
-        assert isinstance(client, httpx.AsyncClient)
+        assert isinstance(client, UpstreamHttp)
         assert client.timeout.connect == 10.0 and client.timeout.read == 600.0
     finally:
         await client.aclose()

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import orjson
 
 from meterline.adapters.upstreams.errors import error_for
+from meterline.adapters.upstreams.http_client import Reply, StreamingReply, TransportError
 from meterline.adapters.upstreams.sse import SSEDecoder, SSEEvent
 from meterline.ports import Operation, UpstreamError
 
@@ -34,15 +34,15 @@ def join_url(base_url: str, path: str) -> str:
     return base_url.rstrip("/") + path
 
 
-def transport_error(operation: Operation, exc: httpx.HTTPError) -> UpstreamError:
-    if isinstance(exc, httpx.TimeoutException):
-        return error_for(operation, 504, f"provider timed out ({type(exc).__name__})")
-    return error_for(operation, 502, f"provider unreachable: {exc or type(exc).__name__}")
+def transport_error(operation: Operation, exc: TransportError) -> UpstreamError:
+    if exc.timed_out:
+        return error_for(operation, 504, f"provider timed out ({exc})")
+    return error_for(operation, 502, f"provider unreachable: {exc}")
 
 
 def json_body(payload: Any) -> bytes:
-    """The request body as compact UTF-8 JSON, by orjson (httpx's ``json=`` uses the
-    slower stdlib encoder; bodies came in through orjson, so they go back out the same)."""
+    """The request body as compact UTF-8 JSON, by orjson (bodies came in through orjson,
+    so they go back out the same, without the stdlib encoder's cost)."""
     return orjson.dumps(payload)
 
 
@@ -53,17 +53,17 @@ def parse_json(raw: bytes) -> Any:
         return UNPARSABLE
 
 
-async def read_events(response: httpx.Response) -> AsyncIterator[SSEEvent]:
+async def read_events(response: StreamingReply) -> AsyncIterator[SSEEvent]:
     """Decode SSE from the response as bytes arrive (never buffering the body)."""
     decoder = SSEDecoder()
-    async for chunk in response.aiter_bytes():
+    async for chunk in response.chunks():
         for event in decoder.feed(chunk):
             yield event
     for event in decoder.close():
         yield event
 
 
-def headers_of(response: httpx.Response) -> dict[str, str]:
+def headers_of(response: Reply | StreamingReply) -> dict[str, str]:
     """Provider headers worth showing the client (request ids help support tickets)."""
     keep = ("x-request-id", "request-id", "openai-processing-ms")
     return {k: response.headers[k] for k in keep if k in response.headers}

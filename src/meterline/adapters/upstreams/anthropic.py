@@ -12,8 +12,6 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
-
 from meterline.adapters.upstreams._http import (
     UNPARSABLE,
     headers_of,
@@ -24,6 +22,7 @@ from meterline.adapters.upstreams._http import (
     transport_error,
 )
 from meterline.adapters.upstreams.errors import error_for, from_anthropic_body
+from meterline.adapters.upstreams.http_client import TransportError, UpstreamHttp
 from meterline.adapters.upstreams.translate import (
     TranslationError,
     anthropic_usage,
@@ -52,7 +51,7 @@ _OVERLOADED = {"overloaded_error": 529, "rate_limit_error": 429, "api_error": 50
 class AnthropicUpstream:
     """``Upstream`` for ``WireProtocol.ANTHROPIC`` targets (one shared pooled client)."""
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    def __init__(self, client: UpstreamHttp) -> None:
         self._client = client
 
     def _prepare(
@@ -85,18 +84,18 @@ class AnthropicUpstream:
     ) -> UpstreamReply:
         url, payload, headers = self._prepare(target, operation, body, stream=False)
         try:
-            response = await self._client.post(url, content=json_body(payload), headers=headers)
-        except httpx.HTTPError as exc:
+            response = await self._client.post(url, json_body(payload), headers)
+        except TransportError as exc:
             raise transport_error(operation, exc) from exc
-        data = parse_json(response.content)
+        data = parse_json(response.body)
         if not response.is_success:
-            raise from_anthropic_body(operation, response.status_code, _or_text(data, response))
+            raise from_anthropic_body(operation, response.status, _or_text(data, response.body))
         if not isinstance(data, dict) or data is UNPARSABLE:
             raise error_for(operation, 502, "provider sent an invalid JSON answer")
         usage = anthropic_usage(data.get("usage"))
         if operation is Operation.CHAT:
             data = message_to_chat_response(data, int(time.time()))
-        return UpstreamReply(response.status_code, data, usage, headers_of(response))
+        return UpstreamReply(response.status, data, usage, headers_of(response))
 
     async def stream(
         self, target: ProviderTarget, operation: Operation, body: dict[str, Any]
@@ -109,13 +108,11 @@ class AnthropicUpstream:
         )
         started = False
         try:
-            async with self._client.stream(
-                "POST", url, content=json_body(payload), headers=headers
-            ) as resp:
+            async with self._client.stream(url, json_body(payload), headers) as resp:
                 if not resp.is_success:
-                    raw = await resp.aread()
+                    raw = await resp.read()
                     data = parse_json(raw)
-                    raise from_anthropic_body(operation, resp.status_code, _or_text(data, resp))
+                    raise from_anthropic_body(operation, resp.status, _or_text(data, raw))
                 async for event in read_events(resp):
                     data = parse_json(event.data.encode())
                     if data is UNPARSABLE:
@@ -130,7 +127,7 @@ class AnthropicUpstream:
                     for chunk in chunks:
                         started = True
                         yield chunk
-        except httpx.HTTPError as exc:
+        except TransportError as exc:
             if started:
                 raise UpstreamBroken(f"provider stream broke: {exc!r}") from exc
             raise transport_error(operation, exc) from exc
@@ -143,8 +140,8 @@ def _error_type(payload: Any) -> str:
     return str(error.get("type", "")) if isinstance(error, dict) else ""
 
 
-def _or_text(data: Any, response: httpx.Response) -> Any:
-    return response.text if data is UNPARSABLE else data
+def _or_text(data: Any, body: bytes) -> Any:
+    return body.decode("utf-8", "replace") if data is UNPARSABLE else data
 
 
 def _broken_or_error(started: bool, operation: Operation, why: str) -> Exception:

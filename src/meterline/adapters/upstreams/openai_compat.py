@@ -19,8 +19,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
-
 from meterline.adapters.upstreams._http import (
     UNPARSABLE,
     headers_of,
@@ -31,6 +29,7 @@ from meterline.adapters.upstreams._http import (
     transport_error,
 )
 from meterline.adapters.upstreams.errors import error_for, from_openai_body
+from meterline.adapters.upstreams.http_client import TransportError, UpstreamHttp
 from meterline.adapters.upstreams.translate import TranslationError, openai_chat_usage
 from meterline.adapters.upstreams.translate_reverse import (
     ChatToAnthropicStream,
@@ -83,7 +82,7 @@ def _usage_of(operation: Operation, body: Any) -> UpstreamUsage | None:
 class OpenAICompatible:
     """``Upstream`` for ``WireProtocol.OPENAI`` targets (one shared pooled client)."""
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    def __init__(self, client: UpstreamHttp) -> None:
         self._client = client
 
     def _prepare(
@@ -115,13 +114,13 @@ class OpenAICompatible:
     ) -> UpstreamReply:
         url, payload, headers = self._prepare(target, operation, body, stream=False)
         try:
-            response = await self._client.post(url, content=json_body(payload), headers=headers)
-        except httpx.HTTPError as exc:
+            response = await self._client.post(url, json_body(payload), headers)
+        except TransportError as exc:
             raise transport_error(operation, exc) from exc
-        data = parse_json(response.content)
+        data = parse_json(response.body)
         if not response.is_success:
             raw = response.text if data is UNPARSABLE else data
-            raise from_openai_body(operation, response.status_code, raw)
+            raise from_openai_body(operation, response.status, raw)
         if not isinstance(data, dict):
             raise error_for(operation, 502, "provider sent an invalid JSON answer")
         if isinstance(data.get("error"), dict):  # some providers answer errors with 200
@@ -129,7 +128,7 @@ class OpenAICompatible:
         usage = _usage_of(operation, data)
         if operation is Operation.MESSAGES:
             data = chat_to_message_response(data)
-        return UpstreamReply(response.status_code, data, usage, headers_of(response))
+        return UpstreamReply(response.status, data, usage, headers_of(response))
 
     async def stream(
         self, target: ProviderTarget, operation: Operation, body: dict[str, Any]
@@ -142,13 +141,12 @@ class OpenAICompatible:
         mode = _Reverse(target.model) if operation is Operation.MESSAGES else _Plain(operation)
         started = False
         try:
-            async with self._client.stream(
-                "POST", url, content=json_body(payload), headers=headers
-            ) as resp:
+            async with self._client.stream(url, json_body(payload), headers) as resp:
                 if not resp.is_success:
-                    data = parse_json(await resp.aread())
-                    raw = resp.text if data is UNPARSABLE else data
-                    raise from_openai_body(operation, resp.status_code, raw)
+                    answer = await resp.read()
+                    data = parse_json(answer)
+                    raw = answer.decode("utf-8", "replace") if data is UNPARSABLE else data
+                    raise from_openai_body(operation, resp.status, raw)
                 async for event in read_events(resp):
                     if event.data == "[DONE]":
                         for chunk in mode.done():
@@ -165,7 +163,7 @@ class OpenAICompatible:
                     for chunk in mode.feed(event.encode(), data):
                         started = True
                         yield chunk
-        except httpx.HTTPError as exc:
+        except TransportError as exc:
             if started:
                 raise UpstreamBroken(f"provider stream broke: {exc!r}") from exc
             raise transport_error(operation, exc) from exc

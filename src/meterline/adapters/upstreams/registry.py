@@ -1,8 +1,9 @@
 """Choosing an upstream adapter, the shared HTTP client, and the providers we know.
 
-One pooled ``httpx.AsyncClient`` serves every provider: connection reuse matters more
+One pooled :class:`UpstreamHttp` serves every provider: connection reuse matters more
 than isolation for a gateway, and a single client keeps the pool limits meaningful.
-The read timeout is generous because a long completion may stream for minutes.
+The read timeout is generous because a long completion may stream for minutes (it bounds
+the silence between reads, not the whole answer).
 """
 
 from __future__ import annotations
@@ -10,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import MappingProxyType
 
-import httpx
-
 from meterline.adapters.upstreams.anthropic import AnthropicUpstream
+from meterline.adapters.upstreams.http_client import UpstreamHttp
 from meterline.adapters.upstreams.openai_compat import OpenAICompatible
 from meterline.ports import ProviderTarget, Upstream, WireProtocol
 
@@ -56,31 +56,24 @@ def make_http_client(
     *,
     connect_timeout: float = 10.0,
     read_timeout: float = 600.0,
-    write_timeout: float = 60.0,
     pool_timeout: float = 30.0,
     max_connections: int = 1000,
-    max_keepalive_connections: int = 200,
     keepalive_expiry: float = 60.0,
-) -> httpx.AsyncClient:
+) -> UpstreamHttp:
     """The one pooled client for all providers (close it at shutdown: ``aclose()``)."""
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(
-            connect=connect_timeout, read=read_timeout, write=write_timeout, pool=pool_timeout
-        ),
-        limits=httpx.Limits(
-            max_connections=max_connections,
-            max_keepalive_connections=max_keepalive_connections,
-            keepalive_expiry=keepalive_expiry,
-        ),
-        follow_redirects=False,
-        trust_env=False,  # a stray HTTP(S)_PROXY must not silently reroute provider traffic
+    return UpstreamHttp(
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        pool_timeout=pool_timeout,
+        max_connections=max_connections,
+        keepalive_expiry=keepalive_expiry,
     )
 
 
 class Upstreams:
     """The adapter for a target's wire protocol (adapters are stateless: built once)."""
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    def __init__(self, client: UpstreamHttp) -> None:
         self.client = client
         self._by_protocol: dict[WireProtocol, Upstream] = {
             WireProtocol.OPENAI: OpenAICompatible(client),
