@@ -49,6 +49,7 @@ BUCKETS = [
     ("SQLite driver (aiosqlite/sqlite3)", ("aiosqlite", "sqlite3")),
     ("PostgreSQL driver (asyncpg)", ("asyncpg",)),
     ("Redis client", ("redis/",)),
+    ("upstream HTTP client (aiohttp)", ("aiohttp/", "multidict/", "yarl/")),
     ("upstream HTTP client (httpx/httpcore)", ("httpx/", "httpcore/", "h11/")),
     ("pydantic", ("pydantic",)),
     ("prices (genai-prices)", ("genai_prices",)),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -10,7 +11,7 @@ from sqlalchemy import event, select, text
 
 from meterline.adapters.db import create_engine, migrate, to_async_url
 from meterline.adapters.db import tables as t
-from meterline.adapters.db.engine import reading, writing
+from meterline.adapters.db.engine import reading, run_write, writing
 
 
 @pytest.mark.parametrize(
@@ -119,6 +120,57 @@ async def test_sqlite_concurrent_read_modify_write_serializes(tmp_path):
         await asyncio.gather(*(bump() for _ in range(40)), *(read() for _ in range(40)))
         async with reading(engine) as conn:
             assert (await conn.execute(select(t.organizations.c.name))).scalar_one() == "40"
+    finally:
+        await engine.dispose()
+
+
+async def test_sqlite_run_write_is_one_transaction_in_the_writer_thread(tmp_path):
+    """run_write on a SQLite file: the whole work runs in the writer thread (with the same
+    pragmas and BEGIN IMMEDIATE), commits if it returns, rolls back whole if it raises,
+    serializes with the async engine's writers, and survives the engine's dispose."""
+    engine = create_engine(f"sqlite:///{tmp_path}/rw.db")
+    now = datetime.now(UTC)
+    try:
+        await migrate(engine)
+
+        def insert(name: str, fail: bool = False):
+            def work(conn):
+                conn.execute(t.organizations.insert().values(id=name, name=name, created_at=now))
+                if fail:
+                    raise _Captured(name)
+                pragmas = [
+                    conn.exec_driver_sql(f"PRAGMA {p}").scalar()
+                    for p in ("journal_mode", "busy_timeout", "foreign_keys")
+                ]
+                return threading.current_thread().name, pragmas
+
+            return work
+
+        thread, pragmas = await run_write(engine, insert("a"))
+        assert thread.startswith("sqlite-writer") and thread != threading.current_thread().name
+        assert pragmas[:3] == ["wal", 30_000, 1]
+        with pytest.raises(_Captured):
+            await run_write(engine, insert("b", fail=True))
+
+        async def bump(i: int) -> None:  # async-engine writers interleaved with the thread's
+            async with writing(engine) as conn:
+                await conn.execute(
+                    t.organizations.insert().values(id=f"x{i}", name="x", created_at=now)
+                )
+
+        await asyncio.gather(
+            *(run_write(engine, insert(f"c{i}")) for i in range(30)), *(bump(i) for i in range(30))
+        )
+        await engine.dispose()  # releases the writer thread; a later write makes it again
+        assert not any(
+            th.name.startswith("sqlite-writer") and th.is_alive()
+            for th in threading.enumerate()
+            if th.name == thread
+        )
+        await run_write(engine, insert("d"))
+        async with reading(engine) as conn:
+            ids = set((await conn.execute(select(t.organizations.c.id))).scalars())
+        assert ids == {"a", "d"} | {f"c{i}" for i in range(30)} | {f"x{i}" for i in range(30)}
     finally:
         await engine.dispose()
 

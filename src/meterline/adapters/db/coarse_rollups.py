@@ -68,15 +68,25 @@ class CoarseRollups:
             set_={name: table.c[name] + stmt.excluded[name] for name in ROLLUP_SUMS},
         )
 
+    def writes(
+        self, deltas: Mapping[RollupKey, Sequence[int]]
+    ) -> list[tuple[Any, list[dict[str, Any]]]]:
+        """The upserts of the coarse rows of these fine deltas, as (statement, parameter
+        sets) in lock order, for the caller to run in its transaction (sync or async)."""
+        users, projects = project_deltas(deltas)
+        return [
+            (stmt, _params(names, coarse))
+            for stmt, names, coarse in (
+                (self._user, _USER_KEY, users),
+                (self._project, _PROJECT_KEY, projects),
+            )
+            if coarse
+        ]
+
     async def add(self, conn: AsyncConnection, deltas: Mapping[RollupKey, Sequence[int]]) -> None:
         """Upsert the coarse rows of these fine deltas (the caller's transaction)."""
-        users, projects = project_deltas(deltas)
-        for stmt, names, coarse in (
-            (self._user, _USER_KEY, users),
-            (self._project, _PROJECT_KEY, projects),
-        ):
-            if coarse:
-                await conn.execute(stmt, _params(names, coarse))
+        for stmt, params in self.writes(deltas):
+            await conn.execute(stmt, params)
 
 
 async def rebuild(conn: AsyncConnection, project_id: str) -> None:

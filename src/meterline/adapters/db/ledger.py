@@ -17,14 +17,13 @@ from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection, RowMapping
 
 from meterline.adapters.db import tables as t
 from meterline.adapters.db._base import SqlStore
 from meterline.adapters.db.coarse_rollups import CoarseRollups
 from meterline.adapters.db.daily_reads import revenue_report, user_daily
-from meterline.adapters.db.engine import writing
+from meterline.adapters.db.engine import run_write
 from meterline.adapters.db.rollups import (
     ROLLUP_KEY,
     ROLLUP_SUMS,
@@ -180,24 +179,16 @@ class SqlLedger(SqlStore):
         for index in sorted(range(len(stored)), key=keys.__getitem__):
             first.setdefault(keys[index], index)
         candidates = sorted(first.items())  # (key, index) in lock order
-        outcomes: dict[EventKey, RecordOutcome] = {}
-        async with writing(self._engine) as conn:
-            inserted: set[EventKey] = set()
-            for chunk in _chunks(candidates):
-                params = [_event_values(stored[i]) for _, i in chunk]
-                result = await conn.execute(self._statements.insert_events, params)
-                inserted.update(tuple(r) for r in result.all())
-            deltas: dict[RollupKey, list[int]] = {}
-            for key, index in candidates:
-                if key in inserted:
-                    outcomes[key] = RecordOutcome(RecordStatus.RECORDED, stored[index])
-                    add_delta(deltas, stored[index])
-            missing = [key for key, _ in candidates if key not in inserted]
-            for key, existing in (await self._fetch(conn, missing)).items():
-                same = existing.fingerprint == stored[first[key]].fingerprint
-                status = RecordStatus.DUPLICATE if same else RecordStatus.CONFLICT
-                outcomes[key] = RecordOutcome(status, existing)
-            await self._upsert_rollups(conn, deltas)
+        inserted, existing = await run_write(
+            self._engine, functools.partial(self._write, stored, candidates)
+        )
+        outcomes: dict[EventKey, RecordOutcome] = {
+            key: RecordOutcome(RecordStatus.RECORDED, stored[first[key]]) for key in inserted
+        }
+        for key, event in existing.items():
+            same = event.fingerprint == stored[first[key]].fingerprint
+            status = RecordStatus.DUPLICATE if same else RecordStatus.CONFLICT
+            outcomes[key] = RecordOutcome(status, event)
         result: list[RecordOutcome] = []
         for index, key in enumerate(keys):
             outcome = outcomes[key]
@@ -208,9 +199,31 @@ class SqlLedger(SqlStore):
             result.append(outcome)
         return result
 
-    async def _fetch(
-        self, conn: AsyncConnection, keys: list[EventKey]
-    ) -> dict[EventKey, UsageEvent]:
+    def _write(
+        self,
+        stored: list[UsageEvent],
+        candidates: list[tuple[EventKey, int]],
+        conn: Connection,
+    ) -> tuple[set[EventKey], dict[EventKey, UsageEvent]]:
+        """The transaction of one batch (synchronous: see ``engine.run_write``): insert
+        the candidates, add the rollups of those inserted, and read back the rows that
+        were already there. Returns (inserted keys, existing rows by key)."""
+        inserted: set[EventKey] = set()
+        for chunk in _chunks(candidates):
+            params = [_event_values(stored[i]) for _, i in chunk]
+            result = conn.execute(self._statements.insert_events, params)
+            inserted.update(tuple(r) for r in result.all())
+        deltas: dict[RollupKey, list[int]] = {}
+        for key, index in candidates:
+            if key in inserted:
+                add_delta(deltas, stored[index])
+        missing = [key for key, _ in candidates if key not in inserted]
+        existing = self._fetch(conn, missing) if missing else {}
+        self._upsert_rollups(conn, deltas)
+        return inserted, existing
+
+    @staticmethod
+    def _fetch(conn: Connection, keys: list[EventKey]) -> dict[EventKey, UsageEvent]:
         by_scope: dict[tuple[str, str], list[str]] = {}
         for project_id, env, event_id in keys:
             by_scope.setdefault((project_id, env), []).append(event_id)
@@ -220,23 +233,22 @@ class SqlLedger(SqlStore):
                 query = select(t.usage_events).where(
                     _e.project_id == project_id, _e.environment == env, _e.event_id.in_(chunk)
                 )
-                for row in (await conn.execute(query)).mappings():
+                for row in conn.execute(query).mappings():
                     found[(project_id, env, row["event_id"])] = _event(row)
         absent = set(keys) - set(found)
         if absent:  # rows are never deleted, so a conflicting insert means the row exists
             raise RuntimeError(f"usage events vanished during insert: {sorted(absent)[:3]}")
         return found
 
-    async def _upsert_rollups(
-        self, conn: AsyncConnection, deltas: dict[RollupKey, list[int]]
-    ) -> None:
+    def _upsert_rollups(self, conn: Connection, deltas: dict[RollupKey, list[int]]) -> None:
         rows = [
             dict(zip(ROLLUP_KEY, key, strict=True)) | dict(zip(ROLLUP_SUMS, values, strict=True))
             for key, values in sorted(deltas.items())
         ]
         for chunk in _chunks(rows):
-            await conn.execute(self._statements.upsert_rollups, chunk)
-        await self._statements.coarse.add(conn, deltas)
+            conn.execute(self._statements.upsert_rollups, chunk)
+        for stmt, params in self._statements.coarse.writes(deltas):
+            conn.execute(stmt, params)
 
     async def window_totals(self, key: UserKey, day: date) -> WindowTotals:
         """Sums for ``day`` and for its calendar month, to seed the counters."""

@@ -1,0 +1,90 @@
+"""``SqliteWriter``: whole write transactions on a SQLite file, run in one thread.
+
+The async driver (aiosqlite) runs every cursor call in its connection's thread and wakes
+the event loop for each result: a ledger write of one batch (BEGIN, the insert with
+RETURNING, three rollup upserts, COMMIT, the pool's reset) made about 18 such round
+trips, and at concurrency 1 they cost the event loop more CPU than the rest of the
+gateway call. Here the transaction is a plain synchronous function that runs, start to
+commit, in a thread owned by the writer, over a synchronous (pysqlite) connection to the
+same file with the same pragmas: one hand-off per transaction.
+
+SQLite has one writer at a time anyway, so one thread loses nothing: transactions queue
+in the executor, as they queued for the write lock before. Readers still use the async
+engine and run beside it (WAL). The thread and its connection are made on first use and
+released by :meth:`close` (called when the async engine is disposed); a later write
+makes them again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import URL, Connection, Engine
+
+__all__ = ["SqliteWriter"]
+
+T = TypeVar("T")
+
+
+class SqliteWriter:
+    """``SqliteWriter(url, on_connect, on_begin)``: ``url`` names the database file (any
+    SQLite driver; pysqlite is used); the hooks are the async engine's "connect" and
+    "begin" listeners, so both engines open and begin transactions the same way."""
+
+    def __init__(
+        self,
+        url: URL,
+        on_connect: Callable[[Any, Any], None],
+        on_begin: Callable[[Any], None],
+    ) -> None:
+        self._url = url.set(drivername="sqlite+pysqlite")
+        self._on_connect = on_connect
+        self._on_begin = on_begin
+        self._lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+        self._engine: Engine | None = None
+
+    def _started(self) -> tuple[ThreadPoolExecutor, Engine]:
+        with self._lock:
+            if self._executor is None or self._engine is None:
+                engine = create_engine(
+                    self._url,
+                    pool_size=1,
+                    max_overflow=0,
+                    # Opened in the writer thread; closed by close() from the loop's thread.
+                    connect_args={"check_same_thread": False},
+                )
+                event.listen(engine, "connect", self._on_connect)
+                event.listen(engine, "begin", self._on_begin)
+                self._engine = engine
+                self._executor = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+            return self._executor, self._engine
+
+    async def run(self, work: Callable[[Connection], T]) -> T:
+        """``work(connection)`` in one transaction in the writer thread, committed if it
+        returns and rolled back if it raises. A caller cancelled while it runs does not
+        stop it: the transaction still commits or rolls back whole."""
+        executor, engine = self._started()
+        return await asyncio.get_running_loop().run_in_executor(
+            executor, _transaction, engine, work
+        )
+
+    def close(self) -> None:
+        """Wait for the running transaction, then release the thread and connection."""
+        with self._lock:
+            executor, engine = self._executor, self._engine
+            self._executor = self._engine = None
+        if executor is not None:
+            executor.shutdown(wait=True)
+        if engine is not None:
+            engine.dispose()
+
+
+def _transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
+    with engine.begin() as conn:
+        return work(conn)
