@@ -84,8 +84,8 @@ def summarise(path: Path, top: int = 25) -> str:
         buckets[bucket_of(frames)] += count
     out = [
         f"{total} samples. `Runner.run` self time is C code under the uvloop event loop "
-        "(httptools parsing, socket I/O); `_connection_worker_thread` self time is SQLite "
-        "executing in aiosqlite's thread; asyncpg's share is its protocol code. Work inside "
+        "(httptools parsing, socket I/O, callbacks); `_connection_worker_thread` self time is "
+        "aiosqlite's thread; asyncpg's share is its protocol code. Work inside "
         "SQLAlchemy's greenlets and some coroutine frames is sampled without its callers, so "
         "the inclusive list below undercounts the route handlers; the bucket table (by "
         "innermost frame) is the reliable split.",

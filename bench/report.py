@@ -428,8 +428,9 @@ def build(res: dict[str, Any], repeat: dict[str, Any] | None = None, repeat_dir:
             extra = f" ({fmt(r['rps'])} req/s while sampled)" if r else ""
             add(f"### {name}: py-spy record, 200 Hz, under c={conns} gateway load{extra}\n")
             add(
-                "Shares are of all samples of the process (every thread; threads waiting in "
-                "the kernel are not sampled).\n"
+                "`--gil`: each sample is the thread holding the GIL, so shares are of the "
+                "Python-level CPU of the process (C code that releases the GIL, such as "
+                "SQLite executing a statement, is not in them).\n"
             )
             add(summarise(path, top=20))
             add("")

@@ -865,6 +865,10 @@ class Bench:
                 "200",
                 "--format",
                 "raw",
+                # Only the thread holding the GIL: without it py-spy counted a driver
+                # thread blocked on its queue as busy (half the samples "in SQLite" while
+                # that thread used 0.4 ms of CPU per call; see bench/adhoc/thread_cpu.py).
+                "--gil",
                 "--nonblocking",
                 "--output",
                 str(out),
