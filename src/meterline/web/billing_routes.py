@@ -15,6 +15,7 @@ from meterline.services.errors import Invalid, ServiceError
 from meterline.services.usage_input import parse_event
 from meterline.web.body import read_json
 from meterline.web.deps import SECURED, authenticate, container_of
+from meterline.web.direct_route import DirectRoute
 from meterline.web.response_schemas import CHECK_QUOTA, CHECK_QUOTA_POST, USAGE_EVENTS
 from meterline.web.responses import ORJSON, error_response
 from meterline.web.schemas import (
@@ -27,7 +28,7 @@ from meterline.web.serializers import money, usage_json
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1/billing", tags=["direct integration"])
+router = APIRouter(prefix="/api/v1/billing", tags=["direct integration"], route_class=DirectRoute)
 
 MAX_BATCH = 1000
 

@@ -18,11 +18,12 @@ from meterline.services.errors import Invalid, ServiceError
 from meterline.services.gateway import Denied, GatewayRequest, estimate_tokens
 from meterline.web.body import read_body
 from meterline.web.deps import SECURED, Auth, authenticate, container_of
+from meterline.web.direct_route import DirectRoute
 from meterline.web.responses import ORJSON, error_response
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["gateway"])
+router = APIRouter(tags=["gateway"], route_class=DirectRoute)
 
 MAX_GATEWAY_BODY = 32 * 1024 * 1024
 _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
