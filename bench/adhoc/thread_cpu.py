@@ -2,6 +2,7 @@
 # /proc/<pid>/task/*/stat (py-spy's idle detection does not separate a waiting aiosqlite
 # worker from a busy one here, so its "SQLite share" is not a CPU share).
 # Run from the repository root: .venv/bin/python bench/adhoc/thread_cpu.py [conns]
+# (BACKEND=pg: PostgreSQL + Redis; SPY=file: also a py-spy --gil profile of the run)
 import os
 import shutil
 import sys
@@ -37,7 +38,14 @@ try:
     R.wait_http(fake, f"http://127.0.0.1:{port}/healthz")
     home = R.OUT / "thread_cpu"
     shutil.rmtree(home, ignore_errors=True)
-    env = R.meterline_env(home, f"http://127.0.0.1:{port}")
+    if os.environ.get("BACKEND") == "pg":  # PostgreSQL + Redis (bench database, recreated)
+        R.pg_recreate()
+        R.redis_flush()
+        env = R.meterline_env(
+            home, f"http://127.0.0.1:{port}", f"{R.PG_BASE}/{R.PG_DB}", R.REDIS_URL
+        )
+    else:
+        env = R.meterline_env(home, f"http://127.0.0.1:{port}")
     key = R.meterline_init(env)
     p2 = R.free_port()
     proc = R.meterline_serve(procs, "thread_cpu", env, p2)
