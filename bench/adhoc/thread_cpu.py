@@ -61,7 +61,7 @@ try:
     if os.environ.get("SPY"):  # py-spy --gil: only the thread holding the GIL is sampled
         spy = R.subprocess.Popen(
             ["bench/.tools-venv/bin/py-spy", "record", "--pid", str(pid), "--duration", "9",
-             "--rate", "250", "--format", "raw", "--gil", "--nonblocking",
+             "--rate", "250", "--format", "raw", *os.environ.get("SPY_FLAGS", "--gil").split(), "--nonblocking",
              "--output", os.environ["SPY"]],
             stdout=R.subprocess.DEVNULL, stderr=R.subprocess.DEVNULL,
         )
