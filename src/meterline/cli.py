@@ -195,6 +195,11 @@ def serve(
         log_level=settings.log_level,
         loop="auto",
         http="auto",
+        # meterline's own middleware writes one access line per request (JSON, with the
+        # request id); uvicorn's would be a second, and it formats its arguments even
+        # when the level drops it.
+        access_log=False,
+        server_header=False,  # no "server: uvicorn" on every answer
     )
 
 
