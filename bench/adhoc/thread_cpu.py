@@ -30,6 +30,8 @@ def threads(pid: int) -> dict[str, float]:
     return out
 
 
+R.RAW = R.OUT / "adhoc-raw"  # wrk outputs stay out of bench/raw (the main pass's)
+R.RAW.mkdir(parents=True, exist_ok=True)
 R.take_snapshot(os.environ.get("SNAP", "HEAD"))
 procs = R.Procs()
 try:
