@@ -13,22 +13,22 @@ PostgreSQL gets a pre-pinged, recycled pool; its own locking needs no help.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from meterline.adapters.db.sqlite_writer import SqliteWriter
 from meterline.adapters.db.urls import to_async_url
 
 T = TypeVar("T")
-#: The writer thread of each SQLite file engine (gone with the engine).
-_writers: weakref.WeakKeyDictionary[Engine, SqliteWriter] = weakref.WeakKeyDictionary()
+#: Engine execution option holding a SQLite file engine's writer (see ``run_write``);
+#: an execution option, so the writer lives and dies with its engine.
+SQLITE_WRITER = "meterline_sqlite_writer"
 
 __all__ = [
     "READ_ONLY",
@@ -103,7 +103,7 @@ def _sqlite_engine(url: URL, options: dict[str, Any]) -> AsyncEngine:
     if database and database != ":memory:" and "mode=memory" not in str(url):
         # Ledger writes run whole in one thread of their own (see sqlite_writer).
         writer = SqliteWriter(url, sqlite_on_connect, sqlite_on_begin)
-        _writers[engine.sync_engine] = writer
+        engine.sync_engine.update_execution_options(**{SQLITE_WRITER: writer})
         event.listen(engine.sync_engine, "engine_disposed", lambda _engine: writer.close())
     return engine
 
@@ -138,7 +138,7 @@ async def run_write(engine: AsyncEngine, work: Callable[[Connection], T]) -> T:
     pays one per cursor call (four per statement, about 18 for a ledger write, each a
     thread switch and an event-loop wake-up). Elsewhere it runs on the async connection.
     """
-    writer = _writers.get(engine.sync_engine)
+    writer: SqliteWriter | None = engine.sync_engine.get_execution_options().get(SQLITE_WRITER)
     if writer is not None:
         return await writer.run(work)
     async with writing(engine) as conn:
