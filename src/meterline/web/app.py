@@ -113,6 +113,10 @@ def _flat_routes(routes: Iterable[Any]) -> Iterator[Any]:
             yield route
 
 
+#: (young, middle, full) collection thresholds for a serving process (see lifespan).
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
 def create_app(settings: Settings | None = None, *, container: Container | None = None) -> FastAPI:
     """Build the app. With ``container`` the caller owns its lifecycle (tests); otherwise
     one is built from ``settings`` at startup and closed at shutdown."""
@@ -136,6 +140,13 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         # walks it again while requests wait.
         gc.collect()
         gc.freeze()
+        # Fewer, later collections. With the default thresholds (700, 10, 10) and the
+        # startup objects frozen, a full collection ran about once a second under load
+        # and paused the loop for 9-75 ms (83 in 90 s of the embedded bench; they were
+        # the "unexplained" 100+ ms p99 of check-quota at c=32). With these: one full
+        # collection over the same run, and 8 % more gateway throughput. Young
+        # collections of up to 50,000 objects stay under 2 ms.
+        gc.set_threshold(*GC_THRESHOLDS)
         try:
             yield
         finally:
