@@ -52,22 +52,9 @@ KNOWN_PROVIDERS: MappingProxyType[str, KnownProvider] = MappingProxyType(
 )
 
 
-def make_http_client(
-    *,
-    connect_timeout: float = 10.0,
-    read_timeout: float = 600.0,
-    pool_timeout: float = 30.0,
-    max_connections: int = 1000,
-    keepalive_expiry: float = 60.0,
-) -> UpstreamHttp:
-    """The one pooled client for all providers (close it at shutdown: ``aclose()``)."""
-    return UpstreamHttp(
-        connect_timeout=connect_timeout,
-        read_timeout=read_timeout,
-        pool_timeout=pool_timeout,
-        max_connections=max_connections,
-        keepalive_expiry=keepalive_expiry,
-    )
+#: The one pooled client for all providers (close it at shutdown: ``aclose()``); its
+#: options (timeouts, pool size, keep-alive) are :class:`UpstreamHttp`'s.
+make_http_client = UpstreamHttp
 
 
 class Upstreams:
