@@ -22,6 +22,7 @@ __all__ = [
     "headers_of",
     "join_url",
     "json_body",
+    "or_text",
     "parse_json",
     "read_events",
     "transport_error",
@@ -51,6 +52,12 @@ def parse_json(raw: bytes) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         return UNPARSABLE
+
+
+def or_text(data: Any, raw: bytes) -> Any:
+    """An error answer as the client should see it: ``data`` (``parse_json(raw)``), or
+    the raw body as text where it was not JSON."""
+    return raw.decode("utf-8", "replace") if data is UNPARSABLE else data
 
 
 async def read_events(response: StreamingReply) -> AsyncIterator[SSEEvent]:

@@ -17,6 +17,7 @@ from meterline.adapters.upstreams._http import (
     headers_of,
     join_url,
     json_body,
+    or_text,
     parse_json,
     read_events,
     transport_error,
@@ -89,7 +90,7 @@ class AnthropicUpstream:
             raise transport_error(operation, exc) from exc
         data = parse_json(response.body)
         if not response.is_success:
-            raise from_anthropic_body(operation, response.status, _or_text(data, response.body))
+            raise from_anthropic_body(operation, response.status, or_text(data, response.body))
         if not isinstance(data, dict) or data is UNPARSABLE:
             raise error_for(operation, 502, "provider sent an invalid JSON answer")
         usage = anthropic_usage(data.get("usage"))
@@ -112,7 +113,7 @@ class AnthropicUpstream:
                 if not resp.is_success:
                     raw = await resp.read()
                     data = parse_json(raw)
-                    raise from_anthropic_body(operation, resp.status, _or_text(data, raw))
+                    raise from_anthropic_body(operation, resp.status, or_text(data, raw))
                 async for event in read_events(resp):
                     data = parse_json(event.data.encode())
                     if data is UNPARSABLE:
@@ -138,10 +139,6 @@ class AnthropicUpstream:
 def _error_type(payload: Any) -> str:
     error = payload.get("error") if isinstance(payload, dict) else None
     return str(error.get("type", "")) if isinstance(error, dict) else ""
-
-
-def _or_text(data: Any, body: bytes) -> Any:
-    return body.decode("utf-8", "replace") if data is UNPARSABLE else data
 
 
 def _broken_or_error(started: bool, operation: Operation, why: str) -> Exception:

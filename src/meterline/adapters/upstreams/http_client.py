@@ -53,10 +53,6 @@ class Reply:
     def is_success(self) -> bool:
         return 200 <= self.status < 300
 
-    @property
-    def text(self) -> str:
-        return self.body.decode("utf-8", "replace")
-
 
 class StreamingReply:
     """A provider's answer whose body is read as it arrives."""
@@ -124,7 +120,7 @@ class UpstreamHttp:
                 ),
                 # A stray HTTP(S)_PROXY must not silently reroute provider traffic.
                 trust_env=False,
-                # Keep header names as the adapters wrote them; skip aiohttp's cookie jar.
+                # Provider cookies are never stored or sent back.
                 cookie_jar=aiohttp.DummyCookieJar(),
             )
         return session

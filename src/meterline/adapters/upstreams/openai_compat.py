@@ -20,10 +20,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from meterline.adapters.upstreams._http import (
-    UNPARSABLE,
     headers_of,
     join_url,
     json_body,
+    or_text,
     parse_json,
     read_events,
     transport_error,
@@ -119,8 +119,7 @@ class OpenAICompatible:
             raise transport_error(operation, exc) from exc
         data = parse_json(response.body)
         if not response.is_success:
-            raw = response.text if data is UNPARSABLE else data
-            raise from_openai_body(operation, response.status, raw)
+            raise from_openai_body(operation, response.status, or_text(data, response.body))
         if not isinstance(data, dict):
             raise error_for(operation, 502, "provider sent an invalid JSON answer")
         if isinstance(data.get("error"), dict):  # some providers answer errors with 200
@@ -144,9 +143,9 @@ class OpenAICompatible:
             async with self._client.stream(url, json_body(payload), headers) as resp:
                 if not resp.is_success:
                     answer = await resp.read()
-                    data = parse_json(answer)
-                    raw = answer.decode("utf-8", "replace") if data is UNPARSABLE else data
-                    raise from_openai_body(operation, resp.status, raw)
+                    raise from_openai_body(
+                        operation, resp.status, or_text(parse_json(answer), answer)
+                    )
                 async for event in read_events(resp):
                     if event.data == "[DONE]":
                         for chunk in mode.done():
