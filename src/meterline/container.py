@@ -157,9 +157,9 @@ async def build_container(
     redis = None
     counters: Counters
     if settings.redis_url:
-        import redis.asyncio as aioredis
+        from meterline.adapters.counters.redis_client import connect
 
-        redis = aioredis.from_url(
+        redis = connect(
             settings.redis_url,
             max_connections=256,
             socket_connect_timeout=settings.redis_timeout_seconds,

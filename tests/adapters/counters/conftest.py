@@ -15,6 +15,7 @@ from counters_testkit import delete_prefix, new_prefix, redis_url
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from meterline.adapters.counters import MemoryCounters, RedisCounters
+from meterline.adapters.counters.redis_client import packing_in_c
 from meterline.ports import Counters
 
 
@@ -24,7 +25,7 @@ async def counters(request: pytest.FixtureRequest) -> AsyncIterator[Counters]:
         yield MemoryCounters()
         return
     # Several connections, so concurrent admits really race on the server.
-    pool = BlockingConnectionPool.from_url(redis_url(), max_connections=8)
+    pool = packing_in_c(BlockingConnectionPool.from_url(redis_url(), max_connections=8))
     client = Redis(connection_pool=pool)
     prefix = new_prefix()
     try:

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from meterline.adapters.db import tables as t
 from meterline.adapters.db._base import SqlStore
+from meterline.adapters.db.pg_json_rows import json_rows, json_upsert
 from meterline.adapters.db.rollups import ROLLUP_SUMS, RollupKey, fold_delta
 
 __all__ = ["CoarseRollups", "ProjectDayKey", "UserDayKey", "project_deltas", "rebuild"]
@@ -53,29 +54,38 @@ def _params(names: tuple[str, ...], deltas: Mapping[Any, Sequence[int]]) -> list
     ]
 
 
+def _json(names: tuple[str, ...], deltas: Mapping[Any, Sequence[int]]) -> dict[str, Any]:
+    """One upsert's rows as one JSON parameter, in key order (``pg_json_rows``)."""
+    rows = [(*key, *sums) for key, sums in sorted(deltas.items())]
+    return json_rows((*names, *ROLLUP_SUMS), rows)
+
+
 class CoarseRollups:
     """The two upsert statements, built once (their SQL is compiled once and cached)."""
 
     def __init__(self, store: SqlStore) -> None:
         self._user = self._upsert(store, t.usage_user_daily, _USER_KEY)
         self._project = self._upsert(store, t.usage_project_daily, _PROJECT_KEY)
+        #: PostgreSQL takes each upsert's rows as one JSON parameter (``pg_json_rows``).
+        self._as_json = store._dialect == "postgresql"
 
     @staticmethod
     def _upsert(store: SqlStore, table: Table, key: tuple[str, ...]) -> Any:
+        if store._dialect == "postgresql":
+            return json_upsert(table, (*key, *ROLLUP_SUMS), conflict=key, add=ROLLUP_SUMS)
         stmt = store._insert(table)
         return stmt.on_conflict_do_update(
             index_elements=list(key),
             set_={name: table.c[name] + stmt.excluded[name] for name in ROLLUP_SUMS},
         )
 
-    def writes(
-        self, deltas: Mapping[RollupKey, Sequence[int]]
-    ) -> list[tuple[Any, list[dict[str, Any]]]]:
-        """The upserts of the coarse rows of these fine deltas, as (statement, parameter
-        sets) in lock order, for the caller to run in its transaction (sync or async)."""
+    def writes(self, deltas: Mapping[RollupKey, Sequence[int]]) -> list[tuple[Any, Any]]:
+        """The upserts of the coarse rows of these fine deltas, as (statement, parameters)
+        in lock order, for the caller to run in its transaction (sync or async)."""
         users, projects = project_deltas(deltas)
+        shape = _json if self._as_json else _params
         return [
-            (stmt, _params(names, coarse))
+            (stmt, shape(names, coarse))
             for stmt, names, coarse in (
                 (self._user, _USER_KEY, users),
                 (self._project, _PROJECT_KEY, projects),

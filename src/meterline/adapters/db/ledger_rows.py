@@ -1,0 +1,172 @@
+"""A usage event as a ``usage_events`` row, and a row's rollup delta.
+
+One pass per event computes everything a write needs from it: the row's values in
+column order (money as integer nano-dollars, times as aware UTC), the event exactly as a
+later read will return it, and the event's contribution to the daily rollups. Both
+write paths (SQLAlchemy rows on SQLite, column arrays on PostgreSQL) start from here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from meterline.adapters.db.rollups import RollupKey, fold_delta
+from meterline.domain.entities import Environment, UsageEvent
+from meterline.domain.money import quantize_nano
+from meterline.domain.windows import as_utc
+
+__all__ = ["EVENT_COLUMNS", "EventRow", "add_row_delta", "event_rows", "new_event_ids"]
+
+#: ``usage_events`` columns in the order of an :data:`EventRow`.
+EVENT_COLUMNS = (
+    "id",
+    "project_id",
+    "environment",
+    "event_id",
+    "end_user_id",
+    "timestamp",
+    "model",
+    "provider",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cached_tokens",
+    "priced",
+    "estimated",
+    "provider_cost_nanos",
+    "markup_nanos",
+    "charge_nanos",
+    "flat_fee_nanos",
+    "latency_ms",
+    "status",
+    "metadata",
+    "reservation_id",
+    "fingerprint",
+    "source",
+    "recorded_at",
+)
+#: Positions used to fold a row into its rollups.
+_PROJECT, _ENV, _USER, _TS = 1, 2, 4, 5
+_MODEL, _PROVIDER, _PROMPT, _COMPLETION, _TOTAL = 6, 7, 8, 9, 10
+_PRICED, _COST, _MARKUP, _CHARGE = 12, 14, 15, 16
+
+EventRow = tuple[Any, ...]
+
+
+def new_event_ids(count: int) -> list[str]:
+    """``evt_<32 hex>`` row ids, as random as ``uuid4``, from one read of the OS's
+    random source for the whole batch."""
+    pool = os.urandom(16 * count).hex()
+    return ["evt_" + pool[32 * i : 32 * i + 32] for i in range(count)]
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is UTC else as_utc(moment)
+
+
+def _stored_money(amount: Decimal | None) -> tuple[Decimal | None, int | None]:
+    """(the amount at stored precision, its nano-dollars); the amount itself when it is
+    already exact to 10⁻⁹, which every priced amount is."""
+    if amount is None:
+        return None, None
+    q = quantize_nano(amount)
+    return (amount if q == amount else q), int(q.scaleb(9))
+
+
+def event_rows(
+    events: Sequence[UsageEvent], ids: Sequence[str], now: datetime
+) -> tuple[list[UsageEvent], list[EventRow]]:
+    """Each event as stored (UTC times, money at nano precision, ``recorded_at`` set to
+    ``now`` if absent) and its row, with ``ids[i]`` as row id."""
+    stored: list[UsageEvent] = []
+    rows: list[EventRow] = []
+    for ev, row_id in zip(events, ids, strict=True):
+        timestamp = _utc(ev.timestamp)
+        recorded_at = _utc(ev.recorded_at) if ev.recorded_at else now
+        cost, cost_n = _stored_money(ev.provider_cost)
+        markup, markup_n = _stored_money(ev.markup)
+        charge, charge_n = _stored_money(ev.charge)
+        fee, fee_n = _stored_money(ev.flat_fee)
+        environment = ev.environment
+        if type(environment) is not Environment:  # a plain string from a caller
+            environment = Environment(environment)
+        if (
+            timestamp is not ev.timestamp
+            or recorded_at is not ev.recorded_at
+            or cost is not ev.provider_cost
+            or markup is not ev.markup
+            or charge is not ev.charge
+            or fee is not ev.flat_fee
+            or environment is not ev.environment
+        ):
+            ev = dataclasses.replace(
+                ev,
+                environment=environment,
+                timestamp=timestamp,
+                recorded_at=recorded_at,
+                provider_cost=cost,
+                markup=markup,
+                charge=charge,
+                flat_fee=fee,
+            )
+        stored.append(ev)
+        rows.append(
+            (
+                row_id,
+                ev.project_id,
+                environment.value,
+                ev.event_id,
+                ev.end_user_id,
+                timestamp,
+                ev.model,
+                ev.provider,
+                ev.prompt_tokens,
+                ev.completion_tokens,
+                ev.total_tokens,
+                ev.cached_tokens,
+                ev.priced,
+                ev.estimated,
+                cost_n,
+                markup_n,
+                charge_n,
+                fee_n,
+                ev.latency_ms,
+                ev.status,
+                ev.metadata,
+                ev.reservation_id,
+                ev.fingerprint,
+                ev.source,
+                recorded_at,
+            )
+        )
+    return stored, rows
+
+
+def add_row_delta(deltas: dict[RollupKey, list[int]], row: EventRow) -> None:
+    """Fold one inserted row into its batch's pending rollup deltas (the same sums as
+    :func:`meterline.adapters.db.rollups.add_delta` of its event)."""
+    day: date = row[_TS].date()
+    key: RollupKey = (
+        row[_PROJECT],
+        row[_ENV],
+        row[_USER] or "",
+        row[_MODEL] or "",
+        row[_PROVIDER] or "",
+        day,
+    )
+    delta = (
+        1,
+        row[_PROMPT],
+        row[_COMPLETION],
+        row[_TOTAL],
+        row[_COST] or 0,
+        row[_MARKUP] or 0,
+        row[_CHARGE] or 0,
+        0 if row[_PRICED] else 1,
+    )
+    fold_delta(deltas, key, delta)
