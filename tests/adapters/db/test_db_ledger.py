@@ -86,6 +86,45 @@ async def test_recorded_duplicate_conflict(db, ledger, project):
     assert row["requests"] == 1 and row["charge_nanos"] == 1_500_001
 
 
+async def test_every_value_round_trips_exactly(db, ledger, project):
+    """What a write sends (one JSON document on PostgreSQL, bound rows on SQLite) comes
+    back unchanged: odd text, huge and negative integers inside metadata, nulls,
+    non-UTC and sub-second times, money below a cent."""
+    from datetime import timedelta, timezone
+
+    odd = 'é "quoted" \\ back\tslash \u2028 😀 \x7f'
+    metadata = {"text": odd, "big": 2**70, "neg": -(2**63), "nested": {"l": [None, True]}}
+    at = datetime(2025, 3, 14, 13, 30, 0, 123456, tzinfo=timezone(timedelta(hours=1)))
+    sent = [
+        event(project, "odd-1", user=odd, metadata=metadata, at=at, cost="0.000000007"),
+        event(
+            project,
+            odd,
+            user=None,
+            model=None,
+            provider=None,
+            provider_cost=None,
+            markup=None,
+            charge=None,
+            priced=False,
+            latency_ms=None,
+        ),
+    ]
+    recorded = await ledger.record_events(sent)
+    assert [o.status for o in recorded] == [REC, REC]
+    replayed = await ledger.record_events(sent)  # read back from the table
+    assert [o.status for o in replayed] == [DUP, DUP]
+    for first, again in zip(recorded, replayed, strict=True):
+        assert again.event == first.event
+    stored = replayed[0].event
+    assert stored.metadata == metadata and stored.end_user_id == odd
+    assert stored.timestamp == at and stored.timestamp.tzinfo is UTC
+    assert stored.provider_cost == D("0.000000007")
+    assert replayed[1].event.event_id == odd and replayed[1].event.charge is None
+    unpriced = [r for r in await rollup_rows(db) if r["end_user_id"] == ""]
+    assert unpriced[0]["unpriced_requests"] == 1 and unpriced[0]["charge_nanos"] == 0
+
+
 async def test_same_event_id_in_other_environment_or_project_is_new(accounts, ledger, project):
     other = await accounts.create_project(project.organization_id, "Other")
     outcomes = await ledger.record_events(
