@@ -18,7 +18,9 @@ from meterline.domain.windows import (
     MINUTE_WINDOW_SECONDS,
     as_utc,
     day_key,
+    day_start,
     month_key,
+    month_start,
     next_day_start,
     next_month_start,
     seconds_until,
@@ -71,6 +73,19 @@ class Windows:
     #: Milliseconds from ``now`` until the window ends.
     day_left_ms: int
     month_left_ms: int
+    #: The current day's and month's bounds in epoch milliseconds, [start, end): an
+    #: instant's windows by two integer comparisons (see ``is_today``/``is_this_month``).
+    day_start_ms: int
+    day_end_ms: int
+    month_start_ms: int
+    month_end_ms: int
+
+    def is_today(self, at_ms: int) -> bool:
+        """``day_key(at) == self.day`` for ``at_ms = to_ms(at)`` (bounds are whole ms)."""
+        return self.day_start_ms <= at_ms < self.day_end_ms
+
+    def is_this_month(self, at_ms: int) -> bool:
+        return self.month_start_ms <= at_ms < self.month_end_ms
 
     @classmethod
     def at(cls, now: datetime) -> Windows:
@@ -84,4 +99,8 @@ class Windows:
             month_wait=seconds_until(now, month_end),
             day_left_ms=max(1, (day_end - now) // _ONE_MS),
             month_left_ms=max(1, (month_end - now) // _ONE_MS),
+            day_start_ms=to_ms(day_start(now)),
+            day_end_ms=to_ms(day_end),
+            month_start_ms=to_ms(month_start(now)),
+            month_end_ms=to_ms(month_end),
         )

@@ -63,6 +63,8 @@ _REASONS = {
     6: DenyReason.DAILY_COST_LIMIT_EXCEEDED,
     7: DenyReason.MONTHLY_COST_LIMIT_EXCEEDED,
 }
+#: Users whose key prefix is remembered (a few MB at most); then the memo starts over.
+_MAX_CACHED_BASES = 50_000
 _SEED_NEEDED = -1
 _DUPLICATE = -2
 _STATE_LEN = 10
@@ -128,7 +130,7 @@ def _merged(items: Sequence[Settlement], w: Windows) -> list[tuple[Settlement, i
             continue
         at_ms = to_ms(item.at)
         minute = at_ms if at_ms > w.now_ms - MINUTE_MS else None
-        group = (item.key, day_key(item.at) == w.day, month_key(item.at) == w.month, minute)
+        group = (item.key, w.is_today(at_ms), w.is_this_month(at_ms), minute)
         acc = merged.get(group)
         if acc is None:
             merged[group] = [item, item.tokens, item.cost_nanos, 1]
@@ -149,6 +151,8 @@ class RedisCounters:
             raise ValueError("prefix must not contain braces (it would change the hash tag)")
         self._redis = redis
         self._prefix = prefix
+        #: Each user's key prefix (a hash), remembered: a batch settles hundreds of users.
+        self._bases: dict[UserKey, str] = {}
         self._admit_lua = redis.register_script(_lua("admit.lua"))
         self._snapshot_lua = redis.register_script(_lua("snapshot.lua"))
         self._seed_lua = redis.register_script(_lua("seed.lua"))
@@ -156,9 +160,15 @@ class RedisCounters:
         self._release_lua = redis.register_script(_lua("release.lua"))
 
     def _base(self, key: UserKey) -> str:
-        ident = json.dumps([key.project_id, str(key.environment), key.end_user_id])
-        tag = hashlib.sha1(ident.encode(), usedforsecurity=False).hexdigest()[:20]
-        return f"{self._prefix}:{{{tag}}}"
+        base = self._bases.get(key)
+        if base is None:
+            ident = json.dumps([key.project_id, str(key.environment), key.end_user_id])
+            tag = hashlib.sha1(ident.encode(), usedforsecurity=False).hexdigest()[:20]
+            base = f"{self._prefix}:{{{tag}}}"
+            if len(self._bases) >= _MAX_CACHED_BASES:
+                self._bases.clear()
+            self._bases[key] = base
+        return base
 
     def _keys(self, key: UserKey, w: Windows) -> list[str]:
         base = self._base(key)
@@ -304,8 +314,8 @@ class RedisCounters:
                 item.reservation_id or "",
                 item.tokens,
                 item.cost_nanos,
-                _flag(day_key(item.at) == w.day),
-                _flag(month_key(item.at) == w.month),
+                _flag(w.is_today(at_ms)),
+                _flag(w.is_this_month(at_ms)),
                 at_ms,
                 _flag(at_ms > w.now_ms - MINUTE_MS),
                 MINUTE_TTL_MS,
