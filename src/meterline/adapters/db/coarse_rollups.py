@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from meterline.adapters.db import tables as t
 from meterline.adapters.db._base import SqlStore
 from meterline.adapters.db.pg_json_rows import json_rows, json_upsert
-from meterline.adapters.db.rollups import ROLLUP_SUMS, RollupKey, fold_delta
+from meterline.adapters.db.rollups import ROLLUP_SUMS, RollupKey, fold_delta, rollup_rows
 
 __all__ = ["CoarseRollups", "ProjectDayKey", "UserDayKey", "project_deltas", "rebuild"]
 
@@ -47,17 +47,9 @@ def project_deltas(
     return users, projects
 
 
-def _params(names: tuple[str, ...], deltas: Mapping[Any, Sequence[int]]) -> list[dict[str, Any]]:
-    return [
-        {**dict(zip(names, key, strict=True)), **dict(zip(ROLLUP_SUMS, sums, strict=True))}
-        for key, sums in sorted(deltas.items())
-    ]
-
-
 def _json(names: tuple[str, ...], deltas: Mapping[Any, Sequence[int]]) -> dict[str, Any]:
     """One upsert's rows as one JSON parameter, in key order (``pg_json_rows``)."""
-    rows = [(*key, *sums) for key, sums in sorted(deltas.items())]
-    return json_rows((*names, *ROLLUP_SUMS), rows)
+    return json_rows(rollup_rows(names, deltas))
 
 
 class CoarseRollups:
@@ -83,7 +75,7 @@ class CoarseRollups:
         """The upserts of the coarse rows of these fine deltas, as (statement, parameters)
         in lock order, for the caller to run in its transaction (sync or async)."""
         users, projects = project_deltas(deltas)
-        shape = _json if self._as_json else _params
+        shape = _json if self._as_json else rollup_rows
         return [
             (stmt, shape(names, coarse))
             for stmt, names, coarse in (

@@ -24,7 +24,6 @@ from meterline.adapters.db.coarse_rollups import CoarseRollups
 from meterline.adapters.db.daily_reads import revenue_report, user_daily
 from meterline.adapters.db.engine import run_write
 from meterline.adapters.db.ledger_rows import (
-    EVENT_COLUMNS,
     EventRow,
     add_row_delta,
     event_rows,
@@ -36,6 +35,7 @@ from meterline.adapters.db.rollups import (
     ROLLUP_SUMS,
     RollupKey,
     month_bounds,
+    rollup_rows,
     sum_rows,
     usage_totals,
 )
@@ -59,6 +59,8 @@ _r = t.usage_daily_rollups.c
 _CHUNK = 500
 _EVENT_KEY = ["project_id", "environment", "event_id"]
 _ROLLUP_COLUMNS = (*ROLLUP_KEY, *ROLLUP_SUMS)
+#: Every column: a row (``ledger_rows.event_rows``) names each of them.
+_EVENT_COLUMNS = tuple(t.usage_events.c.keys())
 
 EventKey = tuple[str, str, str]
 
@@ -125,7 +127,7 @@ class _Statements:
         self.coarse = CoarseRollups(store)
         if self.postgres:
             self.json_events = json_insert(
-                t.usage_events, EVENT_COLUMNS, conflict=_EVENT_KEY, returning=_EVENT_KEY
+                t.usage_events, _EVENT_COLUMNS, conflict=_EVENT_KEY, returning=_EVENT_KEY
             )
             self.json_rollups = json_upsert(
                 t.usage_daily_rollups,
@@ -149,7 +151,9 @@ class SqlLedger(SqlStore):
         already stored), exactly as if it had arrived in a later call.
         """
         stored, rows = event_rows(events, new_event_ids(len(events)), self._now())
-        keys: list[EventKey] = [(row[1], row[2], row[3]) for row in rows]
+        keys: list[EventKey] = [
+            (row["project_id"], row["environment"], row["event_id"]) for row in rows
+        ]
         first: dict[EventKey, int] = {}
         for index in sorted(range(len(stored)), key=keys.__getitem__):
             first.setdefault(keys[index], index)
@@ -200,13 +204,12 @@ class SqlLedger(SqlStore):
     def _insert_rows(self, conn: Connection, rows: list[EventRow]) -> set[EventKey]:
         inserted: set[EventKey] = set()
         for chunk in _chunks(rows):
-            params = [dict(zip(EVENT_COLUMNS, row, strict=True)) for row in chunk]
-            result = conn.execute(self._statements.insert_events, params)
+            result = conn.execute(self._statements.insert_events, chunk)
             inserted.update(tuple(r) for r in result.all())
         return inserted
 
     def _insert_columns(self, conn: Connection, rows: list[EventRow]) -> set[EventKey]:
-        result = conn.execute(self._statements.json_events, json_rows(EVENT_COLUMNS, rows))
+        result = conn.execute(self._statements.json_events, json_rows(rows))
         return {(r[0], r[1], r[2]) for r in result.all()}
 
     @staticmethod
@@ -228,17 +231,11 @@ class SqlLedger(SqlStore):
         return found
 
     def _upsert_rollups(self, conn: Connection, deltas: dict[RollupKey, list[int]]) -> None:
-        ordered = sorted(deltas.items())
-        if self._statements.postgres and ordered:
-            rows = [(*key, *values) for key, values in ordered]
-            conn.execute(self._statements.json_rollups, json_rows(_ROLLUP_COLUMNS, rows))
+        rows = rollup_rows(ROLLUP_KEY, deltas)
+        if self._statements.postgres and rows:
+            conn.execute(self._statements.json_rollups, json_rows(rows))
         else:
-            params = [
-                dict(zip(ROLLUP_KEY, key, strict=True))
-                | dict(zip(ROLLUP_SUMS, values, strict=True))
-                for key, values in ordered
-            ]
-            for chunk in _chunks(params):
+            for chunk in _chunks(rows):
                 conn.execute(self._statements.upsert_rollups, chunk)
         for stmt, params in self._statements.coarse.writes(deltas):
             conn.execute(stmt, params)

@@ -1,7 +1,7 @@
 """A usage event as a ``usage_events`` row, and a row's rollup delta.
 
-One pass per event computes everything a write needs from it: the row's values in
-column order (money as integer nano-dollars, times as aware UTC), the event exactly as a
+One pass per event computes everything a write needs from it: the row by column name
+(money as integer nano-dollars, times as aware UTC), the event exactly as a
 later read will return it, and the event's contribution to the daily rollups. Both
 write paths (SQLAlchemy rows on SQLite, column arrays on PostgreSQL) start from here.
 """
@@ -20,42 +20,11 @@ from meterline.domain.entities import Environment, UsageEvent
 from meterline.domain.money import quantize_nano
 from meterline.domain.windows import as_utc
 
-__all__ = ["EVENT_COLUMNS", "EventRow", "add_row_delta", "event_rows", "new_event_ids"]
+__all__ = ["EventRow", "add_row_delta", "event_rows", "new_event_ids"]
 
-#: ``usage_events`` columns in the order of an :data:`EventRow`.
-EVENT_COLUMNS = (
-    "id",
-    "project_id",
-    "environment",
-    "event_id",
-    "end_user_id",
-    "timestamp",
-    "model",
-    "provider",
-    "prompt_tokens",
-    "completion_tokens",
-    "total_tokens",
-    "cached_tokens",
-    "priced",
-    "estimated",
-    "provider_cost_nanos",
-    "markup_nanos",
-    "charge_nanos",
-    "flat_fee_nanos",
-    "latency_ms",
-    "status",
-    "metadata",
-    "reservation_id",
-    "fingerprint",
-    "source",
-    "recorded_at",
-)
-#: Positions used to fold a row into its rollups.
-_PROJECT, _ENV, _USER, _TS = 1, 2, 4, 5
-_MODEL, _PROVIDER, _PROMPT, _COMPLETION, _TOTAL = 6, 7, 8, 9, 10
-_PRICED, _COST, _MARKUP, _CHARGE = 12, 14, 15, 16
-
-EventRow = tuple[Any, ...]
+#: A ``usage_events`` row by column name: bound as is on SQLite, serialised as is (one
+#: JSON object) on PostgreSQL.
+EventRow = dict[str, Any]
 
 
 def new_event_ids(count: int) -> list[str]:
@@ -82,7 +51,8 @@ def event_rows(
     events: Sequence[UsageEvent], ids: Sequence[str], now: datetime
 ) -> tuple[list[UsageEvent], list[EventRow]]:
     """Each event as stored (UTC times, money at nano precision, ``recorded_at`` set to
-    ``now`` if absent) and its row, with ``ids[i]`` as row id."""
+    ``now`` if absent) and its row, with ``ids[i]`` as row id. Row keys are the
+    column names of ``usage_events``."""
     stored: list[UsageEvent] = []
     rows: list[EventRow] = []
     for ev, row_id in zip(events, ids, strict=True):
@@ -116,33 +86,33 @@ def event_rows(
             )
         stored.append(ev)
         rows.append(
-            (
-                row_id,
-                ev.project_id,
-                environment.value,
-                ev.event_id,
-                ev.end_user_id,
-                timestamp,
-                ev.model,
-                ev.provider,
-                ev.prompt_tokens,
-                ev.completion_tokens,
-                ev.total_tokens,
-                ev.cached_tokens,
-                ev.priced,
-                ev.estimated,
-                cost_n,
-                markup_n,
-                charge_n,
-                fee_n,
-                ev.latency_ms,
-                ev.status,
-                ev.metadata,
-                ev.reservation_id,
-                ev.fingerprint,
-                ev.source,
-                recorded_at,
-            )
+            {
+                "id": row_id,
+                "project_id": ev.project_id,
+                "environment": environment.value,
+                "event_id": ev.event_id,
+                "end_user_id": ev.end_user_id,
+                "timestamp": timestamp,
+                "model": ev.model,
+                "provider": ev.provider,
+                "prompt_tokens": ev.prompt_tokens,
+                "completion_tokens": ev.completion_tokens,
+                "total_tokens": ev.total_tokens,
+                "cached_tokens": ev.cached_tokens,
+                "priced": ev.priced,
+                "estimated": ev.estimated,
+                "provider_cost_nanos": cost_n,
+                "markup_nanos": markup_n,
+                "flat_fee_nanos": fee_n,
+                "charge_nanos": charge_n,
+                "latency_ms": ev.latency_ms,
+                "status": ev.status,
+                "metadata": ev.metadata,
+                "reservation_id": ev.reservation_id,
+                "fingerprint": ev.fingerprint,
+                "source": ev.source,
+                "recorded_at": recorded_at,
+            }
         )
     return stored, rows
 
@@ -150,23 +120,23 @@ def event_rows(
 def add_row_delta(deltas: dict[RollupKey, list[int]], row: EventRow) -> None:
     """Fold one inserted row into its batch's pending rollup deltas (the same sums as
     :func:`meterline.adapters.db.rollups.add_delta` of its event)."""
-    day: date = row[_TS].date()
+    day: date = row["timestamp"].date()
     key: RollupKey = (
-        row[_PROJECT],
-        row[_ENV],
-        row[_USER] or "",
-        row[_MODEL] or "",
-        row[_PROVIDER] or "",
+        row["project_id"],
+        row["environment"],
+        row["end_user_id"] or "",
+        row["model"] or "",
+        row["provider"] or "",
         day,
     )
     delta = (
         1,
-        row[_PROMPT],
-        row[_COMPLETION],
-        row[_TOTAL],
-        row[_COST] or 0,
-        row[_MARKUP] or 0,
-        row[_CHARGE] or 0,
-        0 if row[_PRICED] else 1,
+        row["prompt_tokens"],
+        row["completion_tokens"],
+        row["total_tokens"],
+        row["provider_cost_nanos"] or 0,
+        row["markup_nanos"] or 0,
+        row["charge_nanos"] or 0,
+        0 if row["priced"] else 1,
     )
     fold_delta(deltas, key, delta)

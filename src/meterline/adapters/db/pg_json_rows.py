@@ -14,7 +14,7 @@ The SQL is generated from the table and column names, so it follows the schema.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -66,10 +66,9 @@ def _iso(value: Any) -> str:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def json_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> dict[str, str]:
-    """The parameters of a statement above: ``rows`` (values in ``columns`` order) as
-    one JSON array of objects. Datetimes must be aware (they are sent with their offset)."""
-    objects = [dict(zip(columns, row, strict=True)) for row in rows]
+def json_rows(objects: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """The parameters of a statement above: rows by column name, as one JSON array of
+    objects. Datetimes must be aware (they are sent with their offset)."""
     try:
         return {"rows": orjson.dumps(objects).decode()}
     except orjson.JSONEncodeError:  # e.g. an integer beyond 64 bits inside metadata

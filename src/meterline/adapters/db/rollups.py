@@ -8,7 +8,8 @@ the very end, through :func:`meterline.domain.money.from_nanos`.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Sequence
+import operator
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from datetime import date
 from typing import Any, TypeVar
 
@@ -28,6 +29,7 @@ __all__ = [
     "add_delta",
     "fold_delta",
     "month_bounds",
+    "rollup_rows",
     "sum_columns",
     "sum_rows",
     "usage_totals",
@@ -74,9 +76,19 @@ def add_delta(deltas: dict[RollupKey, list[int]], ev: UsageEvent) -> None:
 
 def fold_delta(deltas: dict[K, list[int]], key: K, delta: Sequence[int]) -> None:
     """Add ``delta`` (sums in ``ROLLUP_SUMS`` order) to ``key``'s pending sums."""
-    acc = deltas.setdefault(key, [0] * len(ROLLUP_SUMS))
-    for i, value in enumerate(delta):
-        acc[i] += value
+    acc = deltas.get(key)
+    if acc is None:
+        deltas[key] = list(delta)
+    else:
+        acc[:] = map(operator.add, acc, delta)
+
+
+def rollup_rows(
+    key_names: Sequence[str], deltas: Mapping[Any, Sequence[int]]
+) -> list[dict[str, Any]]:
+    """Pending deltas as rows to upsert, by column name, in key order (lock order)."""
+    columns = (*key_names, *ROLLUP_SUMS)
+    return [dict(zip(columns, (*key, *sums), strict=True)) for key, sums in sorted(deltas.items())]
 
 
 def sum_columns(table: Table = t.usage_daily_rollups) -> list[Label[Any]]:

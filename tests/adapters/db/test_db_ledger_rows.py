@@ -1,0 +1,70 @@
+"""A ledger row names every ``usage_events`` column: PostgreSQL's bulk insert takes the
+rows as JSON objects and would store NULL for a column a row leaves out."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+
+from meterline.adapters.db import tables as t
+from meterline.adapters.db.ledger_rows import add_row_delta, event_rows, new_event_ids
+from meterline.adapters.db.rollups import add_delta
+from meterline.domain.entities import Environment, UsageEvent
+
+
+def _event(**kw: object) -> UsageEvent:
+    fields: dict[str, object] = {
+        "project_id": "prj_1",
+        "environment": Environment.LIVE,
+        "event_id": "e1",
+        "end_user_id": "u1",
+        "timestamp": datetime(2026, 1, 1, 0, 30, tzinfo=timezone(timedelta(hours=2))),
+        "model": "gpt-4o",
+        "provider": "openai",
+        "prompt_tokens": 3,
+        "completion_tokens": 4,
+        "total_tokens": 7,
+        "provider_cost": Decimal("0.0000000015"),  # finer than a nano: stored rounded
+        "markup": Decimal("0.5"),
+        "charge": Decimal("0.5000000015"),
+        "fingerprint": "fp",
+        **kw,
+    }
+    return UsageEvent(**fields)  # type: ignore[arg-type]
+
+
+def test_rows_name_every_column_and_fold_like_events() -> None:
+    now = datetime(2026, 1, 2, tzinfo=UTC)
+    events = [_event(), _event(event_id="e2", environment="test", recorded_at=now)]
+    stored, rows = event_rows(events, new_event_ids(2), now)
+    for row in rows:
+        assert list(row) == list(t.usage_events.c.keys())
+    assert rows[0]["timestamp"] == datetime(2025, 12, 31, 22, 30, tzinfo=UTC)
+    assert stored[0].timestamp.tzinfo is UTC and stored[0].recorded_at == now
+    assert stored[0].provider_cost == Decimal("0.000000002")  # half-even to 10⁻⁹
+    assert rows[0]["provider_cost_nanos"] == 2
+    assert stored[1].environment is Environment.TEST and rows[1]["environment"] == "test"
+    by_rows: dict = {}
+    by_events: dict = {}
+    for row, event in zip(rows, stored, strict=True):
+        add_row_delta(by_rows, row)
+        add_delta(by_events, event)
+    assert by_rows == by_events
+
+
+def test_an_event_already_in_stored_form_is_kept_as_is() -> None:
+    now = datetime(2026, 1, 2, tzinfo=UTC)
+    event = _event(
+        timestamp=datetime(2026, 1, 1, tzinfo=UTC),
+        provider_cost=Decimal("0.000000002"),
+        charge=Decimal("0.500000002"),
+        recorded_at=now,
+    )
+    [stored], _ = event_rows([event], new_event_ids(1), now)
+    assert stored is event
+
+
+def test_row_ids_are_distinct_and_shaped_like_the_others() -> None:
+    ids = new_event_ids(1000)
+    assert len(set(ids)) == 1000
+    assert all(i.startswith("evt_") and len(i) == 36 for i in ids)
