@@ -167,6 +167,28 @@ async def test_future_timestamp_and_limits_rejected(gw, clock):
     assert r.status_code == 400
 
 
+async def test_control_characters_and_deep_nesting_are_refused(gw):
+    bad_ids = ["u\x00", "tab\tinside", "a\x1fb", "line\nbreak"]
+    batch = {"events": [{"end_user_id": i, "cost_usd": "0.1"} for i in bad_ids]}
+    batch["events"].append({"end_user_id": "fine \x7f é", "cost_usd": "0.1"})  # DEL is no control
+    body = (await gw.post(EVENTS, batch)).json()
+    assert (body["recorded"], body["failed"]) == (1, 4)
+    assert all("control characters" in e["error"] for e in body["events"][:4])
+
+    # 32 levels of nesting are allowed, 33 are not (scalars beside them do not count).
+    def nested(levels: int) -> dict:
+        value: object = 1
+        for _ in range(levels - 2):
+            value = {"k": value, "flat": [1, "x", None]}
+        return {"end_user_id": "u", "metadata": value}
+
+    assert (await gw.post(EVENTS, nested(32))).status_code == 200
+    r = await gw.post(EVENTS, nested(33))
+    assert r.status_code == 400 and "deeper" in r.json()["error"]["message"]
+    r = await gw.post(EVENTS, {"events": [nested(2)] * 3 + [{"end_user_id": "u", "m": [[[[]]]]}]})
+    assert r.status_code == 200
+
+
 async def test_money_in_json_numbers_is_exact(gw):
     # 0.1 + 0.2 as floats would be 0.30000000000000004; as decimals it is 0.3.
     raw = (

@@ -15,7 +15,7 @@ from typing import Any
 
 from meterline.domain.entities import EndUser, UsageEvent, UserKey
 from meterline.domain.money import to_nanos
-from meterline.domain.pricing import compute_charge
+from meterline.domain.pricing import Pricing, compute_charge
 from meterline.ports import (
     Metrics,
     NoMetrics,
@@ -78,19 +78,26 @@ class Metering:
         events: list[tuple[int, UsageEvent]] = []
         # The batch's distinct users in one directory call (a few statements for those
         # not cached), with the semantics of resolving them one by one.
-        users = await self._users.get_or_create_many(
-            UserKey(ctx.project_id, ctx.environment, item.end_user_id)
+        keys = {
+            item.end_user_id: UserKey(ctx.project_id, ctx.environment, item.end_user_id)
             for item in items
             if not isinstance(item, ServiceError)
-        )
+        }
+        users = await self._users.get_or_create_many(keys.values())
+        #: Markup and fee by plan: a batch names few plans and many users.
+        pricings: dict[str | None, Pricing] = {}
         for index, item in enumerate(items):
             if isinstance(item, ServiceError):
                 results[index] = EventResult(
                     index, None, "failed", error=item.message, error_code="invalid"
                 )
                 continue
-            user = users[UserKey(ctx.project_id, ctx.environment, item.end_user_id)]
-            events.append((index, await self._price(ctx, user, item, now)))
+            user = users[keys[item.end_user_id]]
+            plan_id = user.rate_plan_id if user else None
+            pricing = pricings.get(plan_id)
+            if pricing is None:
+                pricing = pricings[plan_id] = await self._pricing(ctx, user)
+            events.append((index, await self._price(ctx, user, item, now, pricing)))
 
         outcomes = await self._write([event for _, event in events])
         settlements: list[Settlement] = []
@@ -127,8 +134,18 @@ class Metering:
         await self._admission.settle_many(settlements)  # one counters round trip
         return [results[i] for i in range(len(items))]
 
+    async def _pricing(self, ctx: AuthContext, user: EndUser | None) -> Pricing:
+        """The markup and fee that apply to ``user``'s usage (their plan's, else the
+        project's defaults)."""
+        return pricing_for(ctx.project, await self._plans.plan_for(user, ctx.project_id))
+
     async def _price(
-        self, ctx: AuthContext, user: EndUser | None, item: EventInput, now: datetime
+        self,
+        ctx: AuthContext,
+        user: EndUser | None,
+        item: EventInput,
+        now: datetime,
+        pricing: Pricing,
     ) -> UsageEvent:
         return await self.price_event(
             ctx,
@@ -148,6 +165,7 @@ class Metering:
             fingerprint=item.fingerprint(),
             source="api",
             now=now,
+            pricing=pricing,
         )
 
     async def price_event(
@@ -172,6 +190,7 @@ class Metering:
         reservation_id: str | None = None,
         fingerprint: str = "",
         source: str = "api",
+        pricing: Pricing | None = None,
     ) -> UsageEvent:
         """Price one call (the given cost, else the price table) and apply the plan's
         markup: the ledger row to write. Unknown models stay unpriced, never $0."""
@@ -189,8 +208,9 @@ class Metering:
             provider = provider or quote.provider
         charge = None
         if cost is not None:
-            plan = await self._plans.plan_for(user, ctx.project_id)
-            charge = compute_charge(cost, pricing_for(ctx.project, plan))
+            if pricing is None:
+                pricing = await self._pricing(ctx, user)
+            charge = compute_charge(cost, pricing)
         return UsageEvent(
             project_id=ctx.project_id,
             environment=ctx.environment,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ MAX_TOKENS = 10**12
 MAX_ID = 256
 MAX_METADATA_BYTES = 16_384
 _EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+_CONTROL = re.compile("[\x00-\x1f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +105,7 @@ def _text(
         raise Invalid(f"{name} must be a non-empty string", param=name)
     if len(value) > max_len:
         raise Invalid(f"{name} must be at most {max_len} characters", param=name)
-    if any(ord(c) < 32 for c in value):
+    if _CONTROL.search(value):
         raise Invalid(f"{name} must not contain control characters", param=name)
     return value
 

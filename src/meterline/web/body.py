@@ -44,10 +44,14 @@ def _depth(value: Any, level: int = 0) -> int:
     if level > MAX_DEPTH:
         return level
     if isinstance(value, dict):
-        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
-    if isinstance(value, list):
-        return max((_depth(v, level + 1) for v in value), default=level + 1)
-    return level
+        value = value.values()
+    elif not isinstance(value, list):
+        return level
+    # Only containers nest: scalars (most of a large body) are not visited one by one.
+    return max(
+        (_depth(v, level + 1) for v in value if isinstance(v, dict | list)),
+        default=level + 1,
+    )
 
 
 def require_json_type(request: Request) -> None:
