@@ -31,7 +31,7 @@ async def test_migrate_twice_is_a_no_op(db):
     async with db.engine.connect() as conn:
         version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
         tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
-    assert version == [("0004",)]
+    assert version == [("0005",)]
     assert tables == set(metadata.tables) | {"alembic_version"}
 
 
@@ -49,6 +49,26 @@ async def test_postgres_schema_isolation(db):
             )
         ).all()
     assert schemas == [(db.schema,)]
+
+
+async def test_postgres_rollups_leave_room_for_hot_updates(db):
+    if db.backend != "postgres":
+        return
+    async with db.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT c.relname, c.reloptions FROM pg_class c "
+                    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE n.nspname = :s AND c.relkind = 'r' AND c.relname LIKE 'usage_%'"
+                ),
+                {"s": db.schema},
+            )
+        ).all()
+    options = {name: opts for name, opts in rows}
+    for table in ("usage_daily_rollups", "usage_user_daily", "usage_project_daily"):
+        assert options[table] == ["fillfactor=70"], table
+    assert options["usage_events"] is None  # append-only: full pages are right there
 
 
 def test_migrations_ship_inside_the_package():
