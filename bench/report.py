@@ -39,10 +39,39 @@ def fmt(x: float | None, digits: int = 0) -> str:
     return f"{x:,.{digits}f}"
 
 
-def cpu_ms(r: dict[str, Any] | None) -> str:
+def _machine_speed(w: dict[str, Any], rw: dict[str, Any], conns: int) -> str:
+    """Whether the two passes ran at the same machine speed, judged by the peers, whose
+    code did not change: their CPU per call moves only with the machine."""
+    ratios = []
+    for key in (f"portkey_c{conns}", f"litellm_c{conns}", f"direct_c{conns}"):
+        a, b = _cpu_per_call(w.get(key)), _cpu_per_call(rw.get(key))
+        if a and b:
+            ratios.append(a / b)
+    if not ratios:
+        return "The peers did not run in both passes: machine speed unknown."
+    low, high = min(ratios), max(ratios)
+    if 0.8 <= low and high <= 1.25:
+        return (
+            "The peers' CPU per call is within 20 % in both passes (same machine speed): "
+            "the columns can be read directly."
+        )
+    return (
+        f"**The machine's speed differs**: the peers (Portkey, LiteLLM, the fake upstream) "
+        f"spent {low:.1f}–{high:.1f} × their earlier CPU per call. Compare ratios within "
+        "each pass, not the columns across passes."
+    )
+
+
+def _cpu_per_call(r: dict[str, Any] | None) -> float | None:
+    """Server CPU ms per call: CPU % × 10 ms per second of wall time, over calls/s."""
     if not r or not r.get("rps") or r.get("server_cpu_pct") is None:
-        return "–"
-    return f"{10 * r['server_cpu_pct'] / r['rps']:.2f}"
+        return None
+    return 10 * r["server_cpu_pct"] / r["rps"]
+
+
+def cpu_ms(r: dict[str, Any] | None) -> str:
+    value = _cpu_per_call(r)
+    return "–" if value is None else f"{value:.2f}"
 
 
 def verdict(ok: bool | None) -> str:
@@ -462,8 +491,9 @@ def build(res: dict[str, Any], repeat: dict[str, Any] | None = None, repeat_dir:
         add(
             f"Code: {repeat['versions']['meterline_commit']}; started {repeat['started']} "
             f"(load average {' '.join(repeat['loadavg_at_start'])}), finished "
-            f'{repeat["finished"]}. Same harness and machine; "this" is the pass above.\n'
+            f'{repeat["finished"]}. Same harness; "this" is the pass above.\n'
         )
+        add(_machine_speed(w, rw, conns) + "\n")
         add(
             "| run | this req/s | earlier req/s | this p50 ms | earlier p50 ms | "
             "this CPU ms/call | earlier CPU ms/call |"

@@ -16,6 +16,7 @@ _ARG = st.one_of(
     st.text(max_size=40),
     st.binary(max_size=40),
     st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
 )
 
 
@@ -39,8 +40,11 @@ def test_bytes_like_arguments_and_refusals() -> None:
     python, in_c = _pair()
     view = memoryview(b"abc")
     assert _packed(in_c, "SET", bytearray(b"k"), view) == _packed(python, "SET", b"k", b"abc")
-    with pytest.raises(DataError):
-        in_c.pack_command("SET", "k", object())
+    for refused in (object(), True, None):
+        with pytest.raises(DataError):
+            python.pack_command("SET", "k", refused)
+        with pytest.raises(DataError):
+            in_c.pack_command("SET", "k", refused)
 
 
 def test_packing_is_mixed_in_once() -> None:

@@ -6,8 +6,9 @@ per (user, day) in ``usage_user_daily`` and one per (project, day) in
 pages (the default fillfactor of 100) that version lands on another page and every
 index of the table gets a new entry. With 30 % of each page kept free, the new version
 stays on its page and no index changes (a "HOT" update: the sums are not indexed).
-Measured on a batch of 1,000 events for 1,000 users: the two per-user upserts went
-from about 33 and 30 ms to 11 and 10 ms of server time.
+Measured on batches of 1,000 events for the same 1,000 users (batches 6–9 of 10, two
+runs each, ``bench/adhoc/ingest_pg_statements.py``): the two per-user upserts took
+10–13 and 9–13 ms of server time, against 17–24 and 15–23 ms at fillfactor 100.
 
 Pages already written keep their fill until they are rewritten; new pages get the room.
 SQLite has no such setting; nothing changes there.
