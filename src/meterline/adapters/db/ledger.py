@@ -108,8 +108,8 @@ class _Statements:
 
     SQLite: SQLAlchemy statements executed with a list of parameter sets (executemany;
     "insertmanyvalues" batching where RETURNING is needed), compiled once and then served
-    from SQLAlchemy's cache. PostgreSQL: the same writes with one array per column
-    (``pg_json_rows``): a batch costs no per-row parameter processing in Python.
+    from SQLAlchemy's cache. PostgreSQL: the same writes with the batch's rows as one JSON
+    parameter (``pg_json_rows``): no per-row parameter processing in Python.
     """
 
     def __init__(self, store: SqlStore) -> None:
@@ -189,7 +189,7 @@ class SqlLedger(SqlStore):
         were already there. Returns (inserted keys, existing rows by key)."""
         ordered = [rows[i] for _, i in candidates]
         if self._statements.postgres:
-            inserted = self._insert_columns(conn, ordered)
+            inserted = self._insert_json(conn, ordered)
         else:
             inserted = self._insert_rows(conn, ordered)
         deltas: dict[RollupKey, list[int]] = {}
@@ -208,7 +208,7 @@ class SqlLedger(SqlStore):
             inserted.update(tuple(r) for r in result.all())
         return inserted
 
-    def _insert_columns(self, conn: Connection, rows: list[EventRow]) -> set[EventKey]:
+    def _insert_json(self, conn: Connection, rows: list[EventRow]) -> set[EventKey]:
         result = conn.execute(self._statements.json_events, json_rows(rows))
         return {(r[0], r[1], r[2]) for r in result.all()}
 

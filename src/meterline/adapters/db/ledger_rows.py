@@ -3,7 +3,7 @@
 One pass per event computes everything a write needs from it: the row by column name
 (money as integer nano-dollars, times as aware UTC), the event exactly as a
 later read will return it, and the event's contribution to the daily rollups. Both
-write paths (SQLAlchemy rows on SQLite, column arrays on PostgreSQL) start from here.
+write paths (bound rows on SQLite, one JSON document on PostgreSQL) start from here.
 """
 
 from __future__ import annotations
