@@ -23,10 +23,15 @@ class _HiredisPacking:
     bytes-like arguments are sent as bytes)."""
 
     def pack_command(self, *args: Any) -> list[bytes]:
-        if isinstance(args[0], str):
-            args = (*args[0].encode().split(), *args[1:])
-        elif b" " in args[0]:
-            args = (*args[0].split(), *args[1:])
+        command = args[0]
+        if isinstance(command, str) and " " in command:
+            args = (*command.encode().split(), *args[1:])
+        elif isinstance(command, bytes | bytearray | memoryview) and b" " in command:
+            args = (*bytes(command).split(), *args[1:])
+        try:
+            return [hiredis.pack_command(args)]
+        except TypeError:  # hiredis takes str, int, float and bytes only
+            pass
         args = tuple(bytes(a) if isinstance(a, bytearray | memoryview) else a for a in args)
         try:
             return [hiredis.pack_command(args)]
