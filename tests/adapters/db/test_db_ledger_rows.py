@@ -1,14 +1,14 @@
 """A ledger row names every ``usage_events`` column: PostgreSQL's bulk insert takes the
-rows as JSON objects and would store NULL for a column a row leaves out."""
+rows as JSON objects and would store NULL for a column a row leaves out. And rows fold
+into exact rollup deltas."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
 from meterline.adapters.db import tables as t
 from meterline.adapters.db.ledger_rows import add_row_delta, event_rows, new_event_ids
-from meterline.adapters.db.rollups import add_delta
 from meterline.domain.entities import Environment, UsageEvent
 
 
@@ -33,7 +33,7 @@ def _event(**kw: object) -> UsageEvent:
     return UsageEvent(**fields)  # type: ignore[arg-type]
 
 
-def test_rows_name_every_column_and_fold_like_events() -> None:
+def test_rows_name_every_column_and_fold_into_rollup_deltas() -> None:
     now = datetime(2026, 1, 2, tzinfo=UTC)
     events = [_event(), _event(event_id="e2", environment="test", recorded_at=now)]
     stored, rows = event_rows(events, new_event_ids(2), now)
@@ -44,12 +44,23 @@ def test_rows_name_every_column_and_fold_like_events() -> None:
     assert stored[0].provider_cost == Decimal("0.000000002")  # half-even to 10⁻⁹
     assert rows[0]["provider_cost_nanos"] == 2
     assert stored[1].environment is Environment.TEST and rows[1]["environment"] == "test"
-    by_rows: dict = {}
-    by_events: dict = {}
-    for row, event in zip(rows, stored, strict=True):
-        add_row_delta(by_rows, row)
-        add_delta(by_events, event)
-    assert by_rows == by_events
+    unpriced = event_rows(
+        [_event(event_id="e3", provider_cost=None, markup=None, charge=None, priced=False)],
+        new_event_ids(1),
+        now,
+    )[1][0]
+    deltas: dict = {}
+    for row in [*rows, unpriced, rows[0]]:
+        add_row_delta(deltas, row)
+    day = date(2025, 12, 31)  # the UTC day of 00:30 at +02:00
+    # requests, prompt, completion, total, cost, markup, charge (nanos), unpriced requests
+    half = 5 * 10**8  # $0.50 in nanos
+    live = ("prj_1", "live", "u1", "gpt-4o", "openai", day)
+    test = ("prj_1", "test", "u1", "gpt-4o", "openai", day)
+    assert deltas == {
+        live: [3, 9, 12, 21, 4, 2 * half, 2 * half + 4, 1],
+        test: [1, 3, 4, 7, 2, half, half + 2, 0],
+    }
 
 
 def test_an_event_already_in_stored_form_is_kept_as_is() -> None:

@@ -15,13 +15,12 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Table, delete, func, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from meterline.adapters.db import tables as t
 from meterline.adapters.db._base import SqlStore
-from meterline.adapters.db.pg_json_rows import json_rows, json_upsert
-from meterline.adapters.db.rollups import ROLLUP_SUMS, RollupKey, fold_delta, rollup_rows
+from meterline.adapters.db.rollups import ROLLUP_SUMS, RollupKey, RollupUpsert, fold_delta
 
 __all__ = ["CoarseRollups", "ProjectDayKey", "UserDayKey", "project_deltas", "rebuild"]
 
@@ -47,41 +46,20 @@ def project_deltas(
     return users, projects
 
 
-def _json(names: tuple[str, ...], deltas: Mapping[Any, Sequence[int]]) -> dict[str, Any]:
-    """One upsert's rows as one JSON parameter, in key order (``pg_json_rows``)."""
-    return json_rows(rollup_rows(names, deltas))
-
-
 class CoarseRollups:
     """The two upsert statements, built once (their SQL is compiled once and cached)."""
 
     def __init__(self, store: SqlStore) -> None:
-        self._user = self._upsert(store, t.usage_user_daily, _USER_KEY)
-        self._project = self._upsert(store, t.usage_project_daily, _PROJECT_KEY)
-        #: PostgreSQL takes each upsert's rows as one JSON parameter (``pg_json_rows``).
-        self._as_json = store._dialect == "postgresql"
-
-    @staticmethod
-    def _upsert(store: SqlStore, table: Table, key: tuple[str, ...]) -> Any:
-        if store._dialect == "postgresql":
-            return json_upsert(table, (*key, *ROLLUP_SUMS), conflict=key, add=ROLLUP_SUMS)
-        stmt = store._insert(table)
-        return stmt.on_conflict_do_update(
-            index_elements=list(key),
-            set_={name: table.c[name] + stmt.excluded[name] for name in ROLLUP_SUMS},
-        )
+        self._user = RollupUpsert(store, t.usage_user_daily, _USER_KEY)
+        self._project = RollupUpsert(store, t.usage_project_daily, _PROJECT_KEY)
 
     def writes(self, deltas: Mapping[RollupKey, Sequence[int]]) -> list[tuple[Any, Any]]:
         """The upserts of the coarse rows of these fine deltas, as (statement, parameters)
         in lock order, for the caller to run in its transaction (sync or async)."""
         users, projects = project_deltas(deltas)
-        shape = _json if self._as_json else rollup_rows
         return [
-            (stmt, shape(names, coarse))
-            for stmt, names, coarse in (
-                (self._user, _USER_KEY, users),
-                (self._project, _PROJECT_KEY, projects),
-            )
+            (upsert.statement, upsert.params(coarse))
+            for upsert, coarse in ((self._user, users), (self._project, projects))
             if coarse
         ]
 

@@ -29,13 +29,12 @@ from meterline.adapters.db.ledger_rows import (
     event_rows,
     new_event_ids,
 )
-from meterline.adapters.db.pg_json_rows import json_insert, json_rows, json_upsert
+from meterline.adapters.db.pg_json_rows import json_insert, json_rows
 from meterline.adapters.db.rollups import (
     ROLLUP_KEY,
-    ROLLUP_SUMS,
     RollupKey,
+    RollupUpsert,
     month_bounds,
-    rollup_rows,
     sum_rows,
     usage_totals,
 )
@@ -53,12 +52,10 @@ from meterline.ports import (
 __all__ = ["SqlLedger"]
 
 _e = t.usage_events.c
-_r = t.usage_daily_rollups.c
 #: Rows per multi-row INSERT: 500 × 24 columns stays far below both backends'
 #: bind-parameter limits (32,766 on SQLite, 32,767 on asyncpg).
 _CHUNK = 500
 _EVENT_KEY = ["project_id", "environment", "event_id"]
-_ROLLUP_COLUMNS = (*ROLLUP_KEY, *ROLLUP_SUMS)
 #: Every column: a row (``ledger_rows.event_rows``) names each of them.
 _EVENT_COLUMNS = tuple(t.usage_events.c.keys())
 
@@ -119,21 +116,11 @@ class _Statements:
             .on_conflict_do_nothing(index_elements=_EVENT_KEY)
             .returning(_e.project_id, _e.environment, _e.event_id)
         )
-        upsert = store._insert(t.usage_daily_rollups)
-        self.upsert_rollups = upsert.on_conflict_do_update(
-            index_elements=list(ROLLUP_KEY),
-            set_={name: _r[name] + upsert.excluded[name] for name in ROLLUP_SUMS},
-        )
+        self.rollups = RollupUpsert(store, t.usage_daily_rollups, ROLLUP_KEY)
         self.coarse = CoarseRollups(store)
         if self.postgres:
             self.json_events = json_insert(
                 t.usage_events, _EVENT_COLUMNS, conflict=_EVENT_KEY, returning=_EVENT_KEY
-            )
-            self.json_rollups = json_upsert(
-                t.usage_daily_rollups,
-                _ROLLUP_COLUMNS,
-                conflict=ROLLUP_KEY,
-                add=ROLLUP_SUMS,
             )
 
 
@@ -231,12 +218,9 @@ class SqlLedger(SqlStore):
         return found
 
     def _upsert_rollups(self, conn: Connection, deltas: dict[RollupKey, list[int]]) -> None:
-        rows = rollup_rows(ROLLUP_KEY, deltas)
-        if self._statements.postgres and rows:
-            conn.execute(self._statements.json_rollups, json_rows(rows))
-        else:
-            for chunk in _chunks(rows):
-                conn.execute(self._statements.upsert_rollups, chunk)
+        if deltas:
+            rollups = self._statements.rollups
+            conn.execute(rollups.statement, rollups.params(deltas))
         for stmt, params in self._statements.coarse.writes(deltas):
             conn.execute(stmt, params)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from meterline.adapters.db.rollups import RollupKey, fold_delta
 from meterline.domain.entities import Environment, UsageEvent
-from meterline.domain.money import quantize_nano
+from meterline.domain.money import quantize_nano, to_nanos
 from meterline.domain.windows import as_utc
 
 __all__ = ["EventRow", "add_row_delta", "event_rows", "new_event_ids"]
@@ -44,7 +44,7 @@ def _stored_money(amount: Decimal | None) -> tuple[Decimal | None, int | None]:
     if amount is None:
         return None, None
     q = quantize_nano(amount)
-    return (amount if q == amount else q), int(q.scaleb(9))
+    return (amount if q == amount else q), to_nanos(q)
 
 
 def event_rows(
@@ -118,8 +118,8 @@ def event_rows(
 
 
 def add_row_delta(deltas: dict[RollupKey, list[int]], row: EventRow) -> None:
-    """Fold one inserted row into its batch's pending rollup deltas (the same sums as
-    :func:`meterline.adapters.db.rollups.add_delta` of its event)."""
+    """Fold one inserted row into its batch's pending rollup deltas (sums in
+    ``ROLLUP_SUMS`` order; an unpriced row counts as one unpriced request, money 0)."""
     day: date = row["timestamp"].date()
     key: RollupKey = (
         row["project_id"],

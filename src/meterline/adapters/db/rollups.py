@@ -1,4 +1,5 @@
-"""Daily rollup arithmetic: one event's delta, SQL sums, and sums back to ``UsageTotals``.
+"""Daily rollup arithmetic: pending deltas, their upsert, SQL sums, and sums back to
+``UsageTotals``.
 
 Every sum is an integer: ``SUM(bigint)`` comes back as ``Decimal`` from PostgreSQL
 (it is NUMERIC there, so it cannot overflow) and as ``int`` from SQLite; both are
@@ -18,15 +19,16 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.sql.elements import Label
 
 from meterline.adapters.db import tables as t
-from meterline.domain.entities import UsageEvent, UsageTotals
-from meterline.domain.money import from_nanos, to_nanos
-from meterline.domain.windows import as_utc
+from meterline.adapters.db._base import SqlStore
+from meterline.adapters.db.pg_json_rows import json_rows, json_upsert
+from meterline.domain.entities import UsageTotals
+from meterline.domain.money import from_nanos
 
 __all__ = [
     "ROLLUP_KEY",
     "ROLLUP_SUMS",
     "RollupKey",
-    "add_delta",
+    "RollupUpsert",
     "fold_delta",
     "month_bounds",
     "rollup_rows",
@@ -47,33 +49,6 @@ K = TypeVar("K", bound=Hashable)
 RollupKey = tuple[str, str, str, str, str, date]
 
 
-def _nanos(value: Any) -> int:
-    return 0 if value is None else to_nanos(value)
-
-
-def add_delta(deltas: dict[RollupKey, list[int]], ev: UsageEvent) -> None:
-    """Fold one recorded event into the pending rollup deltas of its batch."""
-    key: RollupKey = (
-        ev.project_id,
-        ev.environment.value,
-        ev.end_user_id or "",
-        ev.model or "",
-        ev.provider or "",
-        as_utc(ev.timestamp).date(),
-    )
-    delta = (
-        1,
-        ev.prompt_tokens,
-        ev.completion_tokens,
-        ev.total_tokens,
-        _nanos(ev.provider_cost),
-        _nanos(ev.markup),
-        _nanos(ev.charge),
-        0 if ev.priced else 1,
-    )
-    fold_delta(deltas, key, delta)
-
-
 def fold_delta(deltas: dict[K, list[int]], key: K, delta: Sequence[int]) -> None:
     """Add ``delta`` (sums in ``ROLLUP_SUMS`` order) to ``key``'s pending sums."""
     acc = deltas.get(key)
@@ -89,6 +64,31 @@ def rollup_rows(
     """Pending deltas as rows to upsert, by column name, in key order (lock order)."""
     columns = (*key_names, *ROLLUP_SUMS)
     return [dict(zip(columns, (*key, *sums), strict=True)) for key, sums in sorted(deltas.items())]
+
+
+class RollupUpsert:
+    """Adds pending deltas to one rollup table's rows (keyed by ``key``), creating the
+    missing ones: on PostgreSQL the rows go as one JSON parameter (``pg_json_rows``), on
+    SQLite as bound rows. ``conn.execute(upsert.statement, upsert.params(deltas))``."""
+
+    def __init__(self, store: SqlStore, table: Table, key: Sequence[str]) -> None:
+        self.key = tuple(key)
+        self._as_json = store._dialect == "postgresql"
+        if self._as_json:
+            self.statement: Any = json_upsert(
+                table, (*self.key, *ROLLUP_SUMS), conflict=self.key, add=ROLLUP_SUMS
+            )
+        else:
+            stmt = store._insert(table)
+            self.statement = stmt.on_conflict_do_update(
+                index_elements=list(self.key),
+                set_={name: table.c[name] + stmt.excluded[name] for name in ROLLUP_SUMS},
+            )
+
+    def params(self, deltas: Mapping[Any, Sequence[int]]) -> Any:
+        """The rows of these deltas, in key order (the lock order)."""
+        rows = rollup_rows(self.key, deltas)
+        return json_rows(rows) if self._as_json else rows
 
 
 def sum_columns(table: Table = t.usage_daily_rollups) -> list[Label[Any]]:
