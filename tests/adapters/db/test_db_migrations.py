@@ -35,36 +35,32 @@ async def test_migrate_twice_is_a_no_op(db):
     assert tables == set(metadata.tables) | {"alembic_version"}
 
 
+async def _in_test_schema(db, sql: str) -> list[Any]:
+    """Rows of a catalog query about the test's own schema (bound as ``:s``)."""
+    async with db.engine.connect() as conn:
+        return list((await conn.execute(text(sql), {"s": db.schema})).all())
+
+
 async def test_postgres_schema_isolation(db):
     if db.backend != "postgres":
         return
-    async with db.engine.connect() as conn:
-        schemas = (
-            await conn.execute(
-                text(
-                    "SELECT table_schema FROM information_schema.tables "
-                    "WHERE table_name = 'alembic_version' AND table_schema = :s"
-                ),
-                {"s": db.schema},
-            )
-        ).all()
+    schemas = await _in_test_schema(
+        db,
+        "SELECT table_schema FROM information_schema.tables "
+        "WHERE table_name = 'alembic_version' AND table_schema = :s",
+    )
     assert schemas == [(db.schema,)]
 
 
 async def test_postgres_rollups_leave_room_for_hot_updates(db):
     if db.backend != "postgres":
         return
-    async with db.engine.connect() as conn:
-        rows = (
-            await conn.execute(
-                text(
-                    "SELECT c.relname, c.reloptions FROM pg_class c "
-                    "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                    "WHERE n.nspname = :s AND c.relkind = 'r' AND c.relname LIKE 'usage_%'"
-                ),
-                {"s": db.schema},
-            )
-        ).all()
+    rows = await _in_test_schema(
+        db,
+        "SELECT c.relname, c.reloptions FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = :s AND c.relkind = 'r' AND c.relname LIKE 'usage_%'",
+    )
     options = {name: opts for name, opts in rows}
     for table in ("usage_daily_rollups", "usage_user_daily", "usage_project_daily"):
         assert options[table] == ["fillfactor=70"], table
