@@ -257,6 +257,22 @@ def test_from_nanos_exact_for_huge_values() -> None:
 
 
 @SETTINGS
+@given(
+    st.one_of(
+        nanos_ints,
+        st.integers(-(10**75), 10**75),
+        st.sampled_from([0, 10**60 - 1, 10**60, 10**60 + 1, -(10**60) + 1, -(10**60)]),
+    )
+)
+def test_from_nanos_is_the_integer_at_exponent_minus_nine(nanos: int) -> None:
+    """Same digits, exponent -9, whatever the size: the fast path (a multiplication in
+    the money context) and the digit copy beyond its precision give one representation."""
+    sign = 1 if nanos < 0 else 0
+    digits = tuple(int(d) for d in str(abs(nanos)))
+    assert from_nanos(nanos).as_tuple() == (sign, digits, -9)
+
+
+@SETTINGS
 @given(amounts)
 def test_to_nanos_is_one_half_even_rounding(amount: Decimal) -> None:
     expected = _round_half_even(Fraction(amount) * 10**9)

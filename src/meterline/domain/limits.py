@@ -94,8 +94,6 @@ def exceeded_limits(
     known before the call, so they admit while ``used + reserved < cap``.
     """
     out: list[tuple[DenyReason, int]] = []
-    day_wait = seconds_until(now, next_day_start(now))
-    month_wait = seconds_until(now, next_month_start(now))
     rpm = limits.requests_per_minute
     if rpm is not None and usage.minute_requests >= rpm:
         oldest = usage.minute_oldest or now
@@ -103,47 +101,54 @@ def exceeded_limits(
         out.append((DenyReason.REQUESTS_PER_MINUTE_EXCEEDED, wait))
     # For requests "used >= limit" is "used + 1 > limit"; for tokens and cost it is the
     # admit-while-below rule. Both read the same, which is why one loop serves all six.
-    checks: tuple[tuple[DenyReason, int | Decimal | None, int | Decimal, int], ...] = (
+    # The last item says whether the window is the month (else the day).
+    checks: tuple[tuple[DenyReason, int | Decimal | None, int | Decimal, bool], ...] = (
         (
             DenyReason.DAILY_TOKEN_LIMIT_EXCEEDED,
             limits.daily_token_limit,
             usage.daily_tokens,
-            day_wait,
+            False,
         ),
         (
             DenyReason.MONTHLY_TOKEN_LIMIT_EXCEEDED,
             limits.monthly_token_limit,
             usage.monthly_tokens,
-            month_wait,
+            True,
         ),
         (
             DenyReason.DAILY_REQUEST_LIMIT_EXCEEDED,
             limits.daily_request_limit,
             usage.daily_requests,
-            day_wait,
+            False,
         ),
         (
             DenyReason.MONTHLY_REQUEST_LIMIT_EXCEEDED,
             limits.monthly_request_limit,
             usage.monthly_requests,
-            month_wait,
+            True,
         ),
         (
             DenyReason.DAILY_COST_LIMIT_EXCEEDED,
             limits.daily_cost_limit_usd,
             usage.daily_cost,
-            day_wait,
+            False,
         ),
         (
             DenyReason.MONTHLY_COST_LIMIT_EXCEEDED,
             limits.monthly_cost_limit_usd,
             usage.monthly_cost,
-            month_wait,
+            True,
         ),
     )
-    for reason, cap, used, wait in checks:
-        if cap is not None and used >= cap:
-            out.append((reason, wait))
+    hits = [
+        (reason, monthly)
+        for reason, cap, used, monthly in checks
+        if cap is not None and used >= cap
+    ]
+    if hits:  # the waits only when needed: most calls exceed nothing
+        day_wait = seconds_until(now, next_day_start(now))
+        month_wait = seconds_until(now, next_month_start(now))
+        out.extend((reason, month_wait if monthly else day_wait) for reason, monthly in hits)
     return out
 
 

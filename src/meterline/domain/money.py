@@ -130,8 +130,19 @@ def to_nanos(amount: Decimal) -> int:
     return int(quantize_nano(amount).scaleb(9, context=CTX))
 
 
+#: Below this many nano-dollars (in magnitude) a product in ``CTX`` is exact: it has
+#: fewer digits than the context's precision.
+_EXACT_IN_CTX = 10**60
+
+
 def from_nanos(nanos: int) -> Decimal:
-    """Integer nano-dollars → dollars, exactly (for any size: no context rounding)."""
+    """Integer nano-dollars → dollars, exactly (for any size: no context rounding).
+
+    The result always has exponent -9 (``5`` → ``5E-9``, ``0`` → ``0E-9``). Within the
+    context's precision that is one multiplication in C; beyond it (never for a stored
+    amount) the digits are copied."""
+    if -_EXACT_IN_CTX < nanos < _EXACT_IN_CTX:
+        return CTX.multiply(nanos, NANO)
     sign, digits, _ = Decimal(nanos).as_tuple()
     return Decimal((sign, digits, -9))
 

@@ -3,12 +3,12 @@ the counters were defined by, for any instant and any ``now``."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from meterline.adapters.counters._support import Windows, to_ms
+from meterline.adapters.counters._support import Windows, WindowsMemo, to_ms
 from meterline.domain.windows import day_key, month_key
 
 _INSTANTS = st.datetimes(
@@ -35,3 +35,29 @@ def test_bounds_agree_with_calendar_keys(now: datetime, offset: timedelta) -> No
 def w_edge(now: datetime) -> datetime:
     """Midnight of ``now``'s day: offsets from it land on day and month edges."""
     return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+#: Any time zone (naive means UTC), so a memo fed local times still keys by UTC day.
+_ZONES = st.one_of(
+    st.just(UTC),
+    st.none(),
+    st.integers(-14 * 60, 14 * 60).map(lambda m: timezone(timedelta(minutes=m))),
+)
+
+
+@given(
+    st.datetimes(min_value=datetime(2000, 1, 2), max_value=datetime(2099, 12, 30)),
+    st.lists(_OFFSETS, min_size=1, max_size=12),
+    st.lists(_ZONES, min_size=1, max_size=12),
+)
+def test_memo_gives_the_same_windows_as_windows_at(
+    start: datetime, offsets: list[timedelta], zones: list[timezone | None]
+) -> None:
+    """One memo asked about a run of instants (same day, the next millisecond, other days
+    and months, back in time, in any zone) answers exactly what ``Windows.at`` does."""
+    memo = WindowsMemo()
+    for i, offset in enumerate(offsets):
+        zone = zones[i % len(zones)]
+        utc = (start + offset).replace(tzinfo=UTC)
+        now = utc.replace(tzinfo=None) if zone is None else utc.astimezone(zone)
+        assert memo.at(now) == Windows.at(now)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from meterline.adapters.counters._support import MINUTE_MS, Windows, from_ms, to_ms
+from meterline.adapters.counters._support import MINUTE_MS, Windows, WindowsMemo, from_ms, to_ms
 from meterline.domain.entities import UserKey
 from meterline.domain.limits import Allow, Decision, Deny, UsageSnapshot, exceeded_limits
 from meterline.domain.money import from_nanos
@@ -73,6 +73,7 @@ class MemoryCounters:
         #: Users whose seed is under way (version read, ledger being read): never swept,
         #: or a settle's version bump would be forgotten and a stale seed accepted.
         self._seeding: set[UserKey] = set()
+        self._windows = WindowsMemo()
 
     # ------------------------------------------------------------ helpers
 
@@ -135,8 +136,10 @@ class MemoryCounters:
 
     @staticmethod
     def _snapshot(user: _User, day: _Window, month: _Window) -> UsageSnapshot:
-        held_tokens = sum(h.tokens for h in user.held.values())
-        held_cost = sum(h.cost_nanos for h in user.held.values())
+        held_tokens = held_cost = 0
+        for h in user.held.values():
+            held_tokens += h.tokens
+            held_cost += h.cost_nanos
         return UsageSnapshot(
             daily_tokens=day.tokens + held_tokens,
             monthly_tokens=month.tokens + held_tokens,
@@ -176,7 +179,7 @@ class MemoryCounters:
         self._seeding.discard(key)  # this attempt is over; a retry marks it again
         if version is not None and self._versions.get(key, 0) != version:
             return False
-        w = Windows.at(now)
+        w = self._windows.at(now)
         self._seeds += 1
         if self._seeds % self._sweep_every == 0:
             self._sweep(w, keep=key)
@@ -202,7 +205,7 @@ class MemoryCounters:
         return True
 
     async def snapshot(self, key: UserKey, now: datetime) -> UsageSnapshot:
-        w = Windows.at(now)
+        w = self._windows.at(now)
         user = self._user(key, w)
         return self._snapshot(user, *self._current(user, w))
 
@@ -215,7 +218,7 @@ class MemoryCounters:
         now: datetime,
         reservation: Reservation | None = None,
     ) -> AdmitResult:
-        w = Windows.at(now)
+        w = self._windows.at(now)
         user = self._user(key, w)
         day, month = self._current(user, w)
         if reservation is not None and not reservation.id:
@@ -253,13 +256,15 @@ class MemoryCounters:
         cost_nanos: int,
         reservation_id: str | None = None,
     ) -> bool:
-        w = Windows.at(now)
+        w = self._windows.at(now)
         user = self._user(key, w)
         settled = reservation_id is not None and self._drop(user, reservation_id, w, uncount=False)
         count = 0 if settled else 1
-        day = user.days.get(w.day) if day_key(at) == w.day else None
-        month = user.months.get(w.month) if month_key(at) == w.month else None
-        if (day is None and day_key(at) == w.day) or (month is None and month_key(at) == w.month):
+        at_ms = to_ms(at)
+        today, this_month = w.is_today(at_ms), w.is_this_month(at_ms)
+        day = user.days.get(w.day) if today else None
+        month = user.months.get(w.month) if this_month else None
+        if (day is None and today) or (month is None and this_month):
             if key in self._versions:  # a seed may be under way: it is redone
                 self._versions[key] += 1
         for win in (day, month):
@@ -267,7 +272,6 @@ class MemoryCounters:
                 win.requests += count
                 win.tokens += tokens
                 win.cost_nanos += cost_nanos
-        at_ms = to_ms(at)
         if count and day is not None and at_ms > w.now_ms - MINUTE_MS:
             bisect.insort(user.minute, at_ms)
         return settled
@@ -286,7 +290,7 @@ class MemoryCounters:
         ]
 
     async def release(self, key: UserKey, reservation_id: str, *, now: datetime) -> bool:
-        w = Windows.at(now)
+        w = self._windows.at(now)
         return self._drop(self._user(key, w), reservation_id, w, uncount=True)
 
     async def forget(self, key: UserKey) -> None:

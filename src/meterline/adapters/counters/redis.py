@@ -27,7 +27,14 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from meterline.adapters.counters._support import MINUTE_MS, Windows, cap_nanos, from_ms, to_ms
+from meterline.adapters.counters._support import (
+    MINUTE_MS,
+    Windows,
+    WindowsMemo,
+    cap_nanos,
+    from_ms,
+    to_ms,
+)
 from meterline.domain.entities import UserKey
 from meterline.domain.limits import Allow, Decision, Deny, DenyReason, UsageSnapshot
 from meterline.domain.money import from_nanos
@@ -153,6 +160,7 @@ class RedisCounters:
         self._prefix = prefix
         #: Each user's key prefix (a hash), remembered: a batch settles hundreds of users.
         self._bases: dict[UserKey, str] = {}
+        self._windows = WindowsMemo()
         self._admit_lua = redis.register_script(_lua("admit.lua"))
         self._snapshot_lua = redis.register_script(_lua("snapshot.lua"))
         self._seed_lua = redis.register_script(_lua("seed.lua"))
@@ -196,7 +204,7 @@ class RedisCounters:
     async def seed(
         self, key: UserKey, totals: WindowTotals, now: datetime, *, version: int | None = None
     ) -> bool:
-        w = Windows.at(now)
+        w = self._windows.at(now)
         reply = await self._run(
             self._seed_lua,
             keys=self._keys(key, w),
@@ -218,7 +226,7 @@ class RedisCounters:
         return int(reply) == 1
 
     async def snapshot(self, key: UserKey, now: datetime) -> UsageSnapshot:
-        w = Windows.at(now)
+        w = self._windows.at(now)
         reply = await self._run(
             self._snapshot_lua, keys=self._keys(key, w), args=[*self._head(w), w.now_ms - MINUTE_MS]
         )
@@ -235,7 +243,7 @@ class RedisCounters:
         now: datetime,
         reservation: Reservation | None = None,
     ) -> AdmitResult:
-        w = Windows.at(now)
+        w = self._windows.at(now)
         res = reservation or Reservation("")
         if reservation is not None and not reservation.id:
             raise ValueError("reservation id must not be empty")
@@ -300,7 +308,7 @@ class RedisCounters:
         cost_nanos: int,
         reservation_id: str | None = None,
     ) -> bool:
-        w = Windows.at(now)
+        w = self._windows.at(now)
         item = Settlement(key, at, tokens, cost_nanos, reservation_id)
         reply = await self._run(self._settle_lua, **self._settle_call(item, w))
         return int(reply) == 1
@@ -328,7 +336,7 @@ class RedisCounters:
         user's keys share a slot) — one round trip for a batch of usage events."""
         if not items:
             return []
-        w = Windows.at(now)
+        w = self._windows.at(now)
         calls = _merged(items, w)
         pipe = self._redis.pipeline(transaction=False)
         try:
@@ -343,7 +351,7 @@ class RedisCounters:
         return [next(settled) if item.reservation_id else False for item in items]
 
     async def release(self, key: UserKey, reservation_id: str, *, now: datetime) -> bool:
-        w = Windows.at(now)
+        w = self._windows.at(now)
         reply = await self._run(
             self._release_lua, keys=self._keys(key, w), args=[*self._head(w), reservation_id]
         )
