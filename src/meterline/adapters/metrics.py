@@ -8,6 +8,8 @@ behind a Prometheus service discovery (the usual deployment is one worker per re
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -27,6 +29,10 @@ class PrometheusMetrics:
     content_type = CONTENT_TYPE_LATEST
 
     def __init__(self) -> None:
+        #: Labelled series by (metric, label values): ``labels()`` validates and takes a
+        #: lock on every call, and every gateway call reaches four series. The label
+        #: values are route templates, outcomes and reasons: a small, fixed set.
+        self._children: dict[tuple[Any, ...], Any] = {}
         self.registry = CollectorRegistry()
         r = self.registry
         self._requests = Counter(
@@ -68,23 +74,30 @@ class PrometheusMetrics:
             registry=r,
         )
 
+    def _child(self, metric: Any, *values: str) -> Any:
+        key = (metric, *values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
+
     # ports.Metrics
     def admission(self, result: str, reason: str) -> None:
-        self._admission.labels(result, reason).inc()
+        self._child(self._admission, result, reason).inc()
 
     def upstream(self, provider: str, outcome: str, seconds: float) -> None:
-        self._upstream.labels(provider, outcome).observe(seconds)
+        self._child(self._upstream, provider, outcome).observe(seconds)
 
     def ledger_write(self, outcome: str, count: int = 1) -> None:
-        self._ledger.labels(outcome).inc(count)
+        self._child(self._ledger, outcome).inc(count)
 
     def counter_error(self, operation: str) -> None:
         self._counter_errors.labels(operation).inc()
 
     # web
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
-        self._requests.labels(route, method, str(status)).inc()
-        self._request_seconds.labels(route).observe(seconds)
+        self._child(self._requests, route, method, str(status)).inc()
+        self._child(self._request_seconds, route).observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

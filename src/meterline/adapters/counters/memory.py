@@ -97,10 +97,14 @@ class MemoryCounters:
         from the ledger — as the Redis scripts do.
         """
         for windows, current in ((user.days, w.day), (user.months, w.month)):
-            for stale in [k for k in windows if k < current]:
-                del windows[stale]
-        cut = bisect.bisect_right(user.minute, w.now_ms - MINUTE_MS)
-        del user.minute[:cut]
+            # Usually the one window is the current one: nothing to look through.
+            if len(windows) > 1 or (windows and current not in windows):
+                for stale in [k for k in windows if k < current]:
+                    del windows[stale]
+        if user.minute and user.minute[0] <= w.now_ms - MINUTE_MS:
+            del user.minute[: bisect.bisect_right(user.minute, w.now_ms - MINUTE_MS)]
+        if not user.held:
+            return False
         due = [
             rid
             for rid, h in user.held.items()

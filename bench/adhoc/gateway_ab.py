@@ -1,0 +1,69 @@
+# Ad-hoc: A/B of the embedded gateway at c=32 between snapshots of two or more commits.
+# Run from the repository root: .venv/bin/python bench/adhoc/gateway_ab.py
+#   REVS="HEAD~1 HEAD" ROUNDS=3 SECONDS=10 CONNS=32 PROFILE=1
+# Each rev gets its own server (same fake upstream); rounds alternate A B A B … so drift
+# on a shared machine hits both alike. Prints req/s and server CPU per call (ms) per run
+# and the median per rev. PROFILE=1 also records py-spy (1000 Hz) of the last rev's
+# server to bench/out/gateway_ab_<sha>.collapsed. Not part of `make bench`.
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, "bench")
+import run as R
+
+revs = os.environ.get("REVS", "HEAD~1 HEAD").split()
+rounds = int(os.environ.get("ROUNDS", "3"))
+seconds = float(os.environ.get("SECONDS", "10"))
+conns = int(os.environ.get("CONNS", "32"))
+profile = os.environ.get("PROFILE") == "1"
+
+procs = R.Procs()
+servers = {}
+try:
+    fport = R.free_port()
+    fake = procs.start("fake_ab", [R.PY, "-m", "meterline.testing.fake_upstream", "--port", str(fport)])
+    R.wait_http(fake, f"http://127.0.0.1:{fport}/healthz")
+    for rev in revs:
+        R.take_snapshot(rev)
+        sha = R.SNAPSHOT["commit"]
+        home = R.OUT / f"ab_{sha}"
+        shutil.rmtree(home, ignore_errors=True)
+        env = {**R.meterline_env(home, f"http://127.0.0.1:{fport}"), "PYTHONPATH": os.environ["PYTHONPATH"]}
+        key = R.meterline_init(env)
+        port = R.free_port()
+        proc = R.meterline_serve(procs, f"ab_{sha}", env, port)
+        url = f"http://127.0.0.1:{port}"
+        R.setup_plan(url, key)
+        R.preseed_users(url, key)
+        servers[rev] = (sha, url, key, proc)
+    load = R.Load(seconds, 2)
+    figures = {rev: [] for rev in revs}
+    for r in range(rounds):
+        for rev in revs if r % 2 == 0 else list(reversed(revs)):
+            sha, url, key, proc = servers[rev]
+            res = load.wrk(f"ab_{sha}_{r}", url, "chat.lua", conns, {"BENCH_AUTH": key}, proc)
+            cpu_ms = res["server_cpu_pct"] / 100 / res["rps"] * 1000
+            figures[rev].append((res["rps"], cpu_ms))
+            print(f"{rev:>12} {sha} round {r}: {res['rps']:8.1f} req/s  {cpu_ms:.3f} ms CPU/call  p50 {res['p50_us']/1000:.2f} ms  non2xx {res.get('non_2xx', 0)}", flush=True)
+    for rev in revs:
+        rps = statistics.median(f[0] for f in figures[rev])
+        cpu = statistics.median(f[1] for f in figures[rev])
+        print(f"MEDIAN {rev:>12} {servers[rev][0]}: {rps:8.1f} req/s  {cpu:.3f} ms CPU/call")
+    if profile:
+        sha, url, key, proc = servers[revs[-1]]
+        out = R.OUT / f"gateway_ab_{sha}.collapsed"
+        spy = subprocess.Popen(
+            ["bench/.tools-venv/bin/py-spy", "record", "--pid", str(proc.popen.pid), "--duration", str(int(seconds)),
+             "--rate", "1000", "--format", "raw", "--nonblocking", "--output", str(out)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        time.sleep(0.3)
+        load.wrk(f"ab_{sha}_profiled", url, "chat.lua", conns, {"BENCH_AUTH": key}, proc, warmup=0)
+        spy.wait()
+        print("profile:", out)
+finally:
+    procs.stop_all()
