@@ -24,6 +24,7 @@ from meterline.web import (
     provider_routes,
     stripe_routes,
 )
+from meterline.web.hot_routes import HotRoutes
 from meterline.web.observability import install_observability
 from meterline.web.response_schemas import HEALTH, READY
 from meterline.web.responses import ORJSON, error_response
@@ -117,9 +118,15 @@ def _flat_routes(routes: Iterable[Any]) -> Iterator[Any]:
 GC_THRESHOLDS = (50_000, 20, 100)
 
 
-def create_app(settings: Settings | None = None, *, container: Container | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    container: Container | None = None,
+    hot_routes: bool = True,
+) -> FastAPI:
     """Build the app. With ``container`` the caller owns its lifecycle (tests); otherwise
-    one is built from ``settings`` at startup and closed at shutdown."""
+    one is built from ``settings`` at startup and closed at shutdown. ``hot_routes=False``
+    serves every route the framework's whole way (see ``hot_routes``; for tests)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -162,6 +169,9 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     if container is not None:
         app.state.container = container  # usable without running the lifespan (tests)
     _install_error_handlers(app)
+    # Inside RequestContext (added next, so outside it): request ids, metrics, logs and
+    # the 503 for an unreachable database apply to hot requests as to every other.
+    app.add_middleware(HotRoutes, enabled=hot_routes)
     install_observability(app)
     app.include_router(gateway_routes.router)
     app.include_router(billing_routes.router)
