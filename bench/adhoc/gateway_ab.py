@@ -1,6 +1,7 @@
 # Ad-hoc: A/B of the embedded gateway at c=32 between snapshots of two or more commits.
 # Run from the repository root: .venv/bin/python bench/adhoc/gateway_ab.py
 #   REVS="HEAD~1 HEAD" ROUNDS=3 SECONDS=10 CONNS=32 PROFILE=1
+# A rev may also be dir:/path/to/src, an edited copy of src/ (for an experiment).
 # Each rev gets its own server (same fake upstream); rounds alternate A B A B … so drift
 # on a shared machine hits both alike. Prints req/s and server CPU per call (ms) per run
 # and the median per rev. PROFILE=1 also records py-spy (1000 Hz) of the last rev's
@@ -28,8 +29,12 @@ try:
     fake = procs.start("fake_ab", [R.PY, "-m", "meterline.testing.fake_upstream", "--port", str(fport)])
     R.wait_http(fake, f"http://127.0.0.1:{fport}/healthz")
     for rev in revs:
-        R.take_snapshot(rev)
-        sha = R.SNAPSHOT["commit"]
+        if rev.startswith("dir:"):  # an edited copy of src/ (an experiment, not a commit)
+            os.environ["PYTHONPATH"] = rev[4:]
+            sha = "dir-" + os.path.basename(os.path.dirname(rev[4:].rstrip("/")))
+        else:
+            R.take_snapshot(rev)
+            sha = R.SNAPSHOT["commit"]
         home = R.OUT / f"ab_{sha}"
         shutil.rmtree(home, ignore_errors=True)
         env = {**R.meterline_env(home, f"http://127.0.0.1:{fport}"), "PYTHONPATH": os.environ["PYTHONPATH"]}
