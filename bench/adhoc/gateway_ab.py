@@ -1,6 +1,6 @@
 # Ad-hoc: A/B of the embedded gateway at c=32 between snapshots of two or more commits.
 # Run from the repository root: .venv/bin/python bench/adhoc/gateway_ab.py
-#   REVS="HEAD~1 HEAD" ROUNDS=3 SECONDS=10 CONNS=32 PROFILE=1
+#   REVS="HEAD~1 HEAD" ROUNDS=3 SECONDS=10 CONNS=32 PROFILE=1 SCRIPT=chat.lua
 # A rev may also be dir:/path/to/src, an edited copy of src/ (for an experiment).
 # Each rev gets its own server (same fake upstream); rounds alternate A B A B … so drift
 # on a shared machine hits both alike. Prints req/s and server CPU per call (ms) per run
@@ -21,6 +21,7 @@ rounds = int(os.environ.get("ROUNDS", "3"))
 seconds = float(os.environ.get("SECONDS", "10"))
 conns = int(os.environ.get("CONNS", "32"))
 profile = os.environ.get("PROFILE") == "1"
+script = os.environ.get("SCRIPT", "chat.lua")  # or check_quota.lua
 
 procs = R.Procs()
 servers = {}
@@ -50,10 +51,10 @@ try:
     for r in range(rounds):
         for rev in revs if r % 2 == 0 else list(reversed(revs)):
             sha, url, key, proc = servers[rev]
-            res = load.wrk(f"ab_{sha}_{r}", url, "chat.lua", conns, {"BENCH_AUTH": key}, proc)
+            res = load.wrk(f"ab_{sha}_{r}", url, script, conns, {"BENCH_AUTH": key}, proc)
             cpu_ms = res["server_cpu_pct"] / 100 / res["rps"] * 1000
             figures[rev].append((res["rps"], cpu_ms))
-            print(f"{rev:>12} {sha} round {r}: {res['rps']:8.1f} req/s  {cpu_ms:.3f} ms CPU/call  p50 {res['p50_us']/1000:.2f} ms  non2xx {res.get('non_2xx', 0)}", flush=True)
+            print(f"{rev:>12} {sha} round {r}: {res['rps']:8.1f} req/s  {cpu_ms:.3f} ms CPU/call  p50 {res['p50_us']/1000:.2f} ms  p99 {res['p99_us']/1000:.2f} ms  non2xx {res.get('non_2xx', 0)}", flush=True)
     for rev in revs:
         rps = statistics.median(f[0] for f in figures[rev])
         cpu = statistics.median(f[1] for f in figures[rev])
@@ -67,7 +68,7 @@ try:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         time.sleep(0.3)
-        load.wrk(f"ab_{sha}_profiled", url, "chat.lua", conns, {"BENCH_AUTH": key}, proc, warmup=0)
+        load.wrk(f"ab_{sha}_profiled", url, script, conns, {"BENCH_AUTH": key}, proc, warmup=0)
         spy.wait()
         print("profile:", out)
 finally:
