@@ -23,6 +23,8 @@ conns = int(os.environ.get("CONNS", "32"))
 profile = os.environ.get("PROFILE") == "1"
 script = os.environ.get("SCRIPT", "chat.lua")  # or check_quota.lua
 
+R.RAW = R.OUT / "gateway_ab"  # wrk outputs of experiments stay out of bench/raw
+R.RAW.mkdir(parents=True, exist_ok=True)
 procs = R.Procs()
 servers = {}
 try:
