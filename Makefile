@@ -37,7 +37,7 @@ test: lint types imports pytest
 # Benchmarks side by side with nginx, Portkey and LiteLLM (issue 7): installs what it needs,
 # runs every scenario (≈ 15 minutes on 2 cores, plus ≈ 25 for the 10M-event scale test;
 # PostgreSQL on 127.0.0.1:5432 and Redis on 6379 must be up), then writes bench/RESULTS.md
-# (beside the earlier pass kept in bench/raw/d271ef6-main/). BENCH_ARGS passes options to bench/run.py,
+# (beside the earlier passes kept in bench/raw/<commit>-main/). BENCH_ARGS passes options to bench/run.py,
 # e.g. `make bench BENCH_ARGS="--quick"` for a 2-second smoke run.
 BENCH_ARGS ?= --scale 10000000
 PORTKEY = bench/.node/node_modules/@portkey-ai/gateway/build/start-server.js
@@ -53,4 +53,4 @@ bench-deps: install
 
 bench: bench-deps
 	$(UV) run python bench/run.py $(BENCH_ARGS)
-	$(UV) run python bench/report.py --repeat bench/raw/9756ecf-main/results.json
+	$(UV) run python bench/report.py --repeat bench/raw/e6a4edd-main/results.json
