@@ -4,8 +4,6 @@ bounded size without dropping everything at once."""
 from __future__ import annotations
 
 import asyncio
-import random
-from collections import Counter
 
 import pytest
 
@@ -143,14 +141,9 @@ class FakeClock:
         return self.now
 
 
-def _AT_START() -> float:
-    """Every reload at the start of the refresh window (no spread)."""
-    return 0.0
-
-
 async def test_refresh_ahead_answers_at_once_and_reloads_once_in_the_background() -> None:
     clock = FakeClock()
-    cache: TTLCache[int] = TTLCache(60, refresh_ahead=0.25, clock=clock, jitter=_AT_START)
+    cache: TTLCache[int] = TTLCache(60, refresh_ahead=0.25, clock=clock)
     version = 1
     calls = 0
     gate = asyncio.Event()
@@ -183,7 +176,7 @@ async def test_refresh_ahead_answers_at_once_and_reloads_once_in_the_background(
 
 async def test_an_invalidation_during_a_refresh_keeps_the_reloaded_value_out() -> None:
     clock = FakeClock()
-    cache: TTLCache[str] = TTLCache(60, refresh_ahead=0.5, clock=clock, jitter=_AT_START)
+    cache: TTLCache[str] = TTLCache(60, refresh_ahead=0.5, clock=clock)
     gate = asyncio.Event()
     values = iter(["old", "stale", "fresh"])
 
@@ -205,7 +198,7 @@ async def test_an_invalidation_during_a_refresh_keeps_the_reloaded_value_out() -
 
 async def test_a_failed_refresh_changes_nothing_and_the_entry_expires_as_usual() -> None:
     clock = FakeClock()
-    cache: TTLCache[int] = TTLCache(60, refresh_ahead=0.25, clock=clock, jitter=_AT_START)
+    cache: TTLCache[int] = TTLCache(60, refresh_ahead=0.25, clock=clock)
     outcomes: list[int | Exception] = [1, RuntimeError("db down"), 3]
 
     async def load() -> int:
@@ -221,38 +214,3 @@ async def test_a_failed_refresh_changes_nothing_and_the_entry_expires_as_usual()
     assert await cache.get_or_load("k", load) == 1  # still the old entry, another reload
     await asyncio.sleep(0)
     assert outcomes == [] and await cache.get_or_load("k", load) == 3  # that one worked
-
-
-async def test_entries_loaded_together_reload_spread_over_the_first_half_of_the_window() -> None:
-    """1,000 entries loaded at one instant (a restart, a burst of new users) do not all
-    reload at one instant: each reload starts at its own point of the window's first
-    half, and none is moved past it or past the expiry."""
-    clock = FakeClock()
-    rng = random.Random(7)
-    cache: TTLCache[int] = TTLCache(
-        60, max_entries=2000, refresh_ahead=0.25, clock=clock, jitter=rng.random
-    )
-    loads: list[float] = []
-
-    async def load() -> int:
-        loads.append(clock.now)
-        return 1
-
-    keys = range(1000)  # loaded at one instant
-    for key in keys:
-        await cache.get_or_load(key, load)
-    loads.clear()
-    started: list[float] = []
-    loaded_at = clock.now
-    for second in range(45, 61):  # the window is the last 15 s of 60
-        clock.now = loaded_at + second
-        for key in keys:
-            await cache.get_or_load(key, load)
-        await asyncio.sleep(0)
-        started += [second] * len(loads)
-        loads.clear()
-    assert len(started) == 1000  # each entry reloaded exactly once
-    assert min(started) >= 45 and max(started) <= 53  # first half of the window (+1 s step)
-    per_second = Counter(started)
-    assert max(per_second.values()) < 250  # spread: uniform would be ~133 per second
-    assert len(per_second) >= 7

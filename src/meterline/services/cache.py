@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
@@ -35,14 +34,7 @@ class TTLCache(Generic[V]):
     at once but starts a background reload (one per key), so a busy entry never expires
     under its callers. Entries loaded together (a burst of new users, a restart) would
     otherwise all expire together, and every caller of the next few seconds would wait
-    for a database read.
-
-    Each entry's reload starts at its own point of the first half of that window, drawn
-    by ``jitter`` (a number in [0, 1); 0 is the window's start): entries loaded together
-    would otherwise also reload together, as a burst of database reads that delays every
-    request beside it (seen as a p99 spike in the check-quota benchmark 45 s after its
-    1,000 users were created). The expiry itself is not moved: no entry lives longer
-    than the TTL."""
+    for a database read."""
 
     def __init__(
         self,
@@ -51,15 +43,12 @@ class TTLCache(Generic[V]):
         *,
         refresh_ahead: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
-        jitter: Callable[[], float] = random.random,
     ) -> None:
         self._ttl = ttl_seconds
         self._max = max(1, max_entries)
         self._refresh_window = ttl_seconds * min(max(refresh_ahead, 0.0), 1.0)
         self._clock = clock
-        self._jitter = jitter
-        #: key → (expiry, start of its background reload, value)
-        self._data: dict[Hashable, tuple[float, float, V]] = {}
+        self._data: dict[Hashable, tuple[float, V]] = {}
         self._loading: dict[Hashable, asyncio.Future[V]] = {}
         self._refreshing: set[asyncio.Task[None]] = set()
         #: Bumped by every invalidation, so a load that straddles one is not stored.
@@ -71,11 +60,11 @@ class TTLCache(Generic[V]):
     async def get_or_load(self, key: Hashable, load: Callable[[], Awaitable[V]]) -> V:
         hit = self._data.get(key)
         if hit is not None:
-            now = self._clock()
-            if hit[0] > now:
-                if now >= hit[1] and key not in self._loading:
+            left = hit[0] - self._clock()
+            if left > 0:
+                if left <= self._refresh_window and key not in self._loading:
                     self._refresh(key, load)
-                return hit[2]
+                return hit[1]
         while (pending := self._loading.get(key)) is not None:
             try:
                 return await asyncio.shield(pending)
@@ -138,10 +127,7 @@ class TTLCache(Generic[V]):
             return
         if key not in self._data and len(self._data) >= self._max:
             self._evict()
-        expires = self._clock() + self._ttl
-        refresh = self._refresh_window * (1.0 - 0.5 * self._jitter())
-        # No window: the refresh point is the expiry, which a hit never reaches.
-        self._data[key] = (expires, expires - refresh if refresh > 0 else expires, value)
+        self._data[key] = (self._clock() + self._ttl, value)
 
     def invalidate(self, key: Hashable | None = None) -> None:
         self._generation += 1
@@ -152,7 +138,7 @@ class TTLCache(Generic[V]):
 
     def _evict(self) -> None:
         now = self._clock()
-        expired = [k for k, (deadline, _, _) in self._data.items() if deadline <= now]
+        expired = [k for k, (deadline, _) in self._data.items() if deadline <= now]
         for k in expired:
             del self._data[k]
         while len(self._data) >= self._max:  # oldest insertion first
