@@ -214,3 +214,34 @@ async def test_a_failed_refresh_changes_nothing_and_the_entry_expires_as_usual()
     assert await cache.get_or_load("k", load) == 1  # still the old entry, another reload
     await asyncio.sleep(0)
     assert outcomes == [] and await cache.get_or_load("k", load) == 3  # that one worked
+
+
+async def test_background_reloads_in_flight_are_bounded() -> None:
+    """Entries that come due together reload at most ``max_refreshing`` at a time; a hit
+    that finds the bound reached is answered and starts nothing, a later hit does."""
+    clock = FakeClock()
+    cache: TTLCache[int] = TTLCache(60, refresh_ahead=0.25, max_refreshing=2, clock=clock)
+    gate = asyncio.Event()
+    reloading: list[str] = []
+
+    def loader(key: str):
+        async def load() -> int:
+            if clock.now > 1000:  # a reload: held until the gate opens
+                reloading.append(key)
+                await gate.wait()
+            return 1
+
+        return load
+
+    for key in "abc":
+        await cache.get_or_load(key, loader(key))
+    clock.now += 50  # all three in the refresh window
+    assert [await cache.get_or_load(key, loader(key)) for key in "abc"] == [1, 1, 1]
+    await asyncio.sleep(0)
+    assert reloading == ["a", "b"]  # "c" was answered, and not reloaded yet
+    gate.set()
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert await cache.get_or_load("c", loader("c")) == 1
+    await asyncio.sleep(0)
+    assert reloading == ["a", "b", "c"]

@@ -30,8 +30,8 @@ class AuthContext:
 class Authenticator:
     def __init__(self, accounts: Accounts, *, cache_ttl_seconds: float) -> None:
         self._accounts = accounts
-        self._keys: TTLCache[ApiKey | None] = TTLCache(cache_ttl_seconds)
-        self._projects: TTLCache[Project | None] = TTLCache(cache_ttl_seconds)
+        self._keys: TTLCache[ApiKey | None] = TTLCache(cache_ttl_seconds, refresh_ahead=0.5)
+        self._projects: TTLCache[Project | None] = TTLCache(cache_ttl_seconds, refresh_ahead=0.5)
 
     async def authenticate(self, plaintext: str | None) -> AuthContext:
         if not plaintext:

@@ -20,7 +20,7 @@ class PlanResolver:
 
     def __init__(self, accounts: Accounts, *, cache_ttl_seconds: float) -> None:
         self._accounts = accounts
-        self._plans: TTLCache[dict[str, RatePlan]] = TTLCache(cache_ttl_seconds)
+        self._plans: TTLCache[dict[str, RatePlan]] = TTLCache(cache_ttl_seconds, refresh_ahead=0.5)
 
     async def plans(self, project_id: str) -> dict[str, RatePlan]:
         async def load() -> dict[str, RatePlan]:

@@ -40,7 +40,9 @@ class ProviderCredentials:
         self._accounts = accounts
         self._box = box
         self._known = frozenset(known_providers)
-        self._cache: TTLCache[dict[str, ProjectCredential]] = TTLCache(cache_ttl_seconds)
+        self._cache: TTLCache[dict[str, ProjectCredential]] = TTLCache(
+            cache_ttl_seconds, refresh_ahead=0.5
+        )
 
     @property
     def known_providers(self) -> frozenset[str]:
