@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from meterline.domain.entities import ApiKey, Environment, Project
 from meterline.ports import Accounts
-from meterline.services.cache import TTLCache
+from meterline.services.cache import SHORT_CACHE_REFRESH_AHEAD, TTLCache
 from meterline.services.errors import Unauthorized
 from meterline.services.keys import environment_of, hash_key
 
@@ -30,8 +30,12 @@ class AuthContext:
 class Authenticator:
     def __init__(self, accounts: Accounts, *, cache_ttl_seconds: float) -> None:
         self._accounts = accounts
-        self._keys: TTLCache[ApiKey | None] = TTLCache(cache_ttl_seconds, refresh_ahead=0.5)
-        self._projects: TTLCache[Project | None] = TTLCache(cache_ttl_seconds, refresh_ahead=0.5)
+        self._keys: TTLCache[ApiKey | None] = TTLCache(
+            cache_ttl_seconds, refresh_ahead=SHORT_CACHE_REFRESH_AHEAD
+        )
+        self._projects: TTLCache[Project | None] = TTLCache(
+            cache_ttl_seconds, refresh_ahead=SHORT_CACHE_REFRESH_AHEAD
+        )
 
     async def authenticate(self, plaintext: str | None) -> AuthContext:
         if not plaintext:

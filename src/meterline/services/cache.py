@@ -20,7 +20,12 @@ import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
-__all__ = ["TTLCache"]
+__all__ = ["SHORT_CACHE_REFRESH_AHEAD", "TTLCache"]
+
+#: Refresh-ahead of the seconds-long caches (keys, projects, plans, credentials): their
+#: reload, due every TTL, runs in the background in the last half of it, so no request
+#: waits on it (every request needs the key's).
+SHORT_CACHE_REFRESH_AHEAD = 0.5
 
 V = TypeVar("V")
 

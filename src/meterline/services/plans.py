@@ -6,7 +6,7 @@ from meterline.domain.entities import EndUser, Project
 from meterline.domain.plans import RatePlan
 from meterline.domain.pricing import Pricing, effective_pricing
 from meterline.ports import Accounts
-from meterline.services.cache import TTLCache
+from meterline.services.cache import SHORT_CACHE_REFRESH_AHEAD, TTLCache
 
 __all__ = ["UNLIMITED", "PlanResolver", "pricing_for"]
 
@@ -20,7 +20,9 @@ class PlanResolver:
 
     def __init__(self, accounts: Accounts, *, cache_ttl_seconds: float) -> None:
         self._accounts = accounts
-        self._plans: TTLCache[dict[str, RatePlan]] = TTLCache(cache_ttl_seconds, refresh_ahead=0.5)
+        self._plans: TTLCache[dict[str, RatePlan]] = TTLCache(
+            cache_ttl_seconds, refresh_ahead=SHORT_CACHE_REFRESH_AHEAD
+        )
 
     async def plans(self, project_id: str) -> dict[str, RatePlan]:
         async def load() -> dict[str, RatePlan]:

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from meterline.ports import Accounts, SecretBox
 from meterline.services.auth import AuthContext
 from meterline.services.body_fields import known_fields
-from meterline.services.cache import TTLCache
+from meterline.services.cache import SHORT_CACHE_REFRESH_AHEAD, TTLCache
 from meterline.services.errors import Invalid, NotFoundError
 
 __all__ = ["ProjectCredential", "ProviderCredentials", "mask"]
@@ -41,7 +41,7 @@ class ProviderCredentials:
         self._box = box
         self._known = frozenset(known_providers)
         self._cache: TTLCache[dict[str, ProjectCredential]] = TTLCache(
-            cache_ttl_seconds, refresh_ahead=0.5
+            cache_ttl_seconds, refresh_ahead=SHORT_CACHE_REFRESH_AHEAD
         )
 
     @property
