@@ -9,7 +9,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from meterline.adapters.counters._support import Windows, WindowsMemo, to_ms
-from meterline.domain.windows import day_key, month_key
+from meterline.domain.windows import (
+    as_utc,
+    day_key,
+    day_start,
+    month_key,
+    month_start,
+    next_day_start,
+    next_month_start,
+    seconds_until,
+)
 
 _INSTANTS = st.datetimes(
     min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
@@ -30,6 +39,28 @@ def test_bounds_agree_with_calendar_keys(now: datetime, offset: timedelta) -> No
         at_ms = to_ms(at)
         assert w.is_today(at_ms) == (day_key(at) == w.day)
         assert w.is_this_month(at_ms) == (month_key(at) == w.month)
+
+
+@given(_INSTANTS, _OFFSETS)
+def test_windows_are_the_domain_calendar_of_now(now: datetime, offset: timedelta) -> None:
+    """Every figure, computed by integer arithmetic on microseconds, is what the
+    ``domain.windows`` definitions give (Retry-After by ``seconds_until`` as
+    ``exceeded_limits`` computes it; bounds and offsets in whole milliseconds)."""
+    now = as_utc(now + offset + timedelta(microseconds=offset.microseconds % 997))
+    day_end, month_end = next_day_start(now), next_month_start(now)
+    assert Windows.at(now) == Windows(
+        now_ms=to_ms(now),
+        day=day_key(now),
+        month=month_key(now),
+        day_wait=seconds_until(now, day_end),
+        month_wait=seconds_until(now, month_end),
+        day_left_ms=max(1, (day_end - now) // timedelta(milliseconds=1)),
+        month_left_ms=max(1, (month_end - now) // timedelta(milliseconds=1)),
+        day_start_ms=to_ms(day_start(now)),
+        day_end_ms=to_ms(day_end),
+        month_start_ms=to_ms(month_start(now)),
+        month_end_ms=to_ms(month_end),
+    )
 
 
 def w_edge(now: datetime) -> datetime:

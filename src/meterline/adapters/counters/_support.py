@@ -23,7 +23,6 @@ from meterline.domain.windows import (
     month_start,
     next_day_start,
     next_month_start,
-    seconds_until,
 )
 
 __all__ = [
@@ -91,21 +90,14 @@ class Windows:
 
     @classmethod
     def at(cls, now: datetime) -> Windows:
+        """The windows of ``now`` (:class:`WindowsMemo` remembers the calendar part)."""
         now = as_utc(now)
-        day_end, month_end = next_day_start(now), next_month_start(now)
-        return cls(
-            now_ms=to_ms(now),
-            day=day_key(now),
-            month=month_key(now),
-            day_wait=seconds_until(now, day_end),
-            month_wait=seconds_until(now, month_end),
-            day_left_ms=max(1, (day_end - now) // _ONE_MS),
-            month_left_ms=max(1, (month_end - now) // _ONE_MS),
-            day_start_ms=to_ms(day_start(now)),
-            day_end_ms=to_ms(day_end),
-            month_start_ms=to_ms(month_start(now)),
-            month_end_ms=to_ms(month_end),
-        )
+        return _Calendar.of(now).windows(_to_us(now))
+
+
+def _to_us(moment: datetime) -> int:
+    """Whole epoch microseconds of an aware datetime (all a ``datetime`` holds)."""
+    return (moment - EPOCH) // _ONE_US
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,16 +113,37 @@ class _Calendar:
 
     @classmethod
     def of(cls, now: datetime) -> _Calendar:
-        def us(moment: datetime) -> int:
-            return (moment - EPOCH) // _ONE_US
-
+        """The calendar of an aware UTC ``now``."""
         return cls(
             day=day_key(now),
             month=month_key(now),
-            day_start_us=us(day_start(now)),
-            day_end_us=us(next_day_start(now)),
-            month_start_us=us(month_start(now)),
-            month_end_us=us(next_month_start(now)),
+            day_start_us=_to_us(day_start(now)),
+            day_end_us=_to_us(next_day_start(now)),
+            month_start_us=_to_us(month_start(now)),
+            month_end_us=_to_us(next_month_start(now)),
+        )
+
+    def contains(self, now_us: int) -> bool:
+        return self.day_start_us <= now_us < self.day_end_us
+
+    def windows(self, now_us: int) -> Windows:
+        """The windows of the instant ``now_us`` of this calendar's day, by integer
+        arithmetic (a property test holds them to the ``domain.windows`` definitions)."""
+        day_left_us = self.day_end_us - now_us
+        month_left_us = self.month_end_us - now_us
+        return Windows(
+            now_ms=now_us // 1000,
+            day=self.day,
+            month=self.month,
+            # seconds_until: whole seconds rounded up, never below 1
+            day_wait=max(1, -(-day_left_us // 1_000_000)),
+            month_wait=max(1, -(-month_left_us // 1_000_000)),
+            day_left_ms=max(1, day_left_us // 1000),
+            month_left_ms=max(1, month_left_us // 1000),
+            day_start_ms=self.day_start_us // 1000,
+            day_end_ms=self.day_end_us // 1000,
+            month_start_ms=self.month_start_us // 1000,
+            month_end_ms=self.month_end_us // 1000,
         )
 
 
@@ -139,9 +152,7 @@ class WindowsMemo:
 
     Every admission and settle needs the windows of "now"; the calendar part (keys and
     bounds of the day and month) changes once a day, so only the offsets from ``now`` are
-    computed per call, in whole microseconds (what a ``datetime`` holds): the same values
-    as :meth:`Windows.at` (a property test holds them equal), at a fraction of the cost.
-    One per counters adapter: no state shared between instances.
+    computed per call. One per counters adapter: no state shared between instances.
     """
 
     __slots__ = ("_calendar",)
@@ -151,23 +162,8 @@ class WindowsMemo:
 
     def at(self, now: datetime) -> Windows:
         now = as_utc(now)
-        now_us = (now - EPOCH) // _ONE_US
+        now_us = _to_us(now)
         cal = self._calendar
-        if cal is None or not cal.day_start_us <= now_us < cal.day_end_us:
+        if cal is None or not cal.contains(now_us):
             cal = self._calendar = _Calendar.of(now)
-        day_left_us = cal.day_end_us - now_us
-        month_left_us = cal.month_end_us - now_us
-        return Windows(
-            now_ms=now_us // 1000,
-            day=cal.day,
-            month=cal.month,
-            # seconds_until: whole seconds rounded up, never below 1
-            day_wait=max(1, -(-day_left_us // 1_000_000)),
-            month_wait=max(1, -(-month_left_us // 1_000_000)),
-            day_left_ms=max(1, day_left_us // 1000),
-            month_left_ms=max(1, month_left_us // 1000),
-            day_start_ms=cal.day_start_us // 1000,
-            day_end_ms=cal.day_end_us // 1000,
-            month_start_ms=cal.month_start_us // 1000,
-            month_end_ms=cal.month_end_us // 1000,
-        )
+        return cal.windows(now_us)
