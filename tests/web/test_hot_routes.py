@@ -22,6 +22,7 @@ MESSAGES = "/v1/messages"
 #: Values that differ per request (ids, times); replaced before comparing answers.
 _VOLATILE = re.compile(r"(req|res|evt)_[0-9a-f]{16,}|\d{4}-\d\d-\d\dT[0-9:.]+(Z|[+-]\d\d:\d\d)?")
 _COMPARED_HEADERS = ("content-type", "retry-after", "allow", "location")
+REQUEST_ID = re.compile(r"req_[0-9a-f]{24}")
 
 
 def _hot_routes(app: Any) -> HotRoutes:
@@ -42,9 +43,6 @@ def _answer(r: httpx.Response, user: str) -> tuple[Any, ...]:
         body,
         REQUEST_ID.fullmatch(r.headers["x-meterline-request-id"]) is not None,
     )
-
-
-REQUEST_ID = re.compile(r"req_[0-9a-f]{24}")
 
 
 def _requests(key: str, user: str) -> list[tuple[str, str, dict[str, Any]]]:

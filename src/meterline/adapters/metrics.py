@@ -92,7 +92,7 @@ class PrometheusMetrics:
         self._child(self._ledger, outcome).inc(count)
 
     def counter_error(self, operation: str) -> None:
-        self._counter_errors.labels(operation).inc()
+        self._child(self._counter_errors, operation).inc()
 
     # web
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
