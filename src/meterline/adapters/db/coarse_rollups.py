@@ -16,6 +16,7 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from meterline.adapters.db import tables as t
@@ -62,6 +63,14 @@ class CoarseRollups:
             for upsert, coarse in ((self._user, users), (self._project, projects))
             if coarse
         ]
+
+    def write(self, conn: Connection, deltas: Mapping[RollupKey, Sequence[int]]) -> None:
+        """Upsert the coarse rows of these fine deltas inside ``conn``'s transaction (a
+        synchronous connection; see ``RollupUpsert.write``), in lock order."""
+        users, projects = project_deltas(deltas)
+        for upsert, coarse in ((self._user, users), (self._project, projects)):
+            if coarse:
+                upsert.write(conn, coarse)
 
     async def add(self, conn: AsyncConnection, deltas: Mapping[RollupKey, Sequence[int]]) -> None:
         """Upsert the coarse rows of these fine deltas (the caller's transaction)."""

@@ -22,6 +22,7 @@ from meterline.adapters.db import tables as t
 from meterline.adapters.db._base import SqlStore
 from meterline.adapters.db.coarse_rollups import CoarseRollups
 from meterline.adapters.db.daily_reads import revenue_report, user_daily
+from meterline.adapters.db.driver_statements import DriverStatement, dbapi_cursor
 from meterline.adapters.db.engine import run_write
 from meterline.adapters.db.ledger_rows import (
     EventRow,
@@ -52,8 +53,8 @@ from meterline.ports import (
 __all__ = ["SqlLedger"]
 
 _e = t.usage_events.c
-#: Rows per multi-row INSERT: 500 × 24 columns stays far below both backends'
-#: bind-parameter limits (32,766 on SQLite, 32,767 on asyncpg).
+#: Event ids per ``IN (…)`` of a read-back: far below both backends' bind-parameter
+#: limits (32,766 on SQLite, 32,767 on asyncpg).
 _CHUNK = 500
 _EVENT_KEY = ["project_id", "environment", "event_id"]
 #: Every column: a row (``ledger_rows.event_rows``) names each of them.
@@ -103,24 +104,29 @@ def _chunks(items: list[Any], size: int = _CHUNK) -> Iterable[list[Any]]:
 class _Statements:
     """The write statements of every batch, built once per ledger.
 
-    SQLite: SQLAlchemy statements executed with a list of parameter sets (executemany;
-    "insertmanyvalues" batching where RETURNING is needed), compiled once and then served
-    from SQLAlchemy's cache. PostgreSQL: the same writes with the batch's rows as one JSON
-    parameter (``pg_json_rows``): no per-row parameter processing in Python.
+    SQLite: the statements compiled once and run on the DBAPI cursor
+    (``driver_statements``): the gateway writes one event per call, and SQLAlchemy's
+    per-execution work cost more than SQLite's. PostgreSQL: the same writes with the
+    batch's rows as one JSON parameter (``pg_json_rows``): no per-row parameter
+    processing in Python.
     """
 
     def __init__(self, store: SqlStore) -> None:
         self.postgres = store._dialect == "postgresql"
-        self.insert_events = (
-            store._insert(t.usage_events)
-            .on_conflict_do_nothing(index_elements=_EVENT_KEY)
-            .returning(_e.project_id, _e.environment, _e.event_id)
-        )
         self.rollups = RollupUpsert(store, t.usage_daily_rollups, ROLLUP_KEY)
         self.coarse = CoarseRollups(store)
         if self.postgres:
             self.json_events = json_insert(
                 t.usage_events, _EVENT_COLUMNS, conflict=_EVENT_KEY, returning=_EVENT_KEY
+            )
+        else:
+            insert_events = (
+                store._insert(t.usage_events)
+                .on_conflict_do_nothing(index_elements=_EVENT_KEY)
+                .returning(_e.project_id, _e.environment, _e.event_id)
+            )
+            self.driver_events = DriverStatement(
+                insert_events, store.engine.dialect, _EVENT_COLUMNS
             )
 
 
@@ -189,11 +195,8 @@ class SqlLedger(SqlStore):
         return inserted, existing
 
     def _insert_rows(self, conn: Connection, rows: list[EventRow]) -> set[EventKey]:
-        inserted: set[EventKey] = set()
-        for chunk in _chunks(rows):
-            result = conn.execute(self._statements.insert_events, chunk)
-            inserted.update(tuple(r) for r in result.all())
-        return inserted
+        returned = self._statements.driver_events.execute_each(dbapi_cursor(conn), rows)
+        return {(r[0], r[1], r[2]) for r in returned}
 
     def _insert_json(self, conn: Connection, rows: list[EventRow]) -> set[EventKey]:
         result = conn.execute(self._statements.json_events, json_rows(rows))
@@ -219,10 +222,8 @@ class SqlLedger(SqlStore):
 
     def _upsert_rollups(self, conn: Connection, deltas: dict[RollupKey, list[int]]) -> None:
         if deltas:
-            rollups = self._statements.rollups
-            conn.execute(rollups.statement, rollups.params(deltas))
-        for stmt, params in self._statements.coarse.writes(deltas):
-            conn.execute(stmt, params)
+            self._statements.rollups.write(conn, deltas)
+            self._statements.coarse.write(conn, deltas)
 
     async def window_totals(self, key: UserKey, day: date) -> WindowTotals:
         """Sums for ``day`` and for its calendar month, to seed the counters."""

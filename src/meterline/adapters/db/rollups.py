@@ -15,11 +15,12 @@ from datetime import date
 from typing import Any, TypeVar
 
 from sqlalchemy import Table, func
-from sqlalchemy.engine import RowMapping
+from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.sql.elements import Label
 
 from meterline.adapters.db import tables as t
 from meterline.adapters.db._base import SqlStore
+from meterline.adapters.db.driver_statements import DriverStatement, dbapi_cursor
 from meterline.adapters.db.pg_json_rows import json_rows, json_upsert
 from meterline.domain.entities import UsageTotals
 from meterline.domain.money import from_nanos
@@ -69,11 +70,14 @@ def rollup_rows(
 class RollupUpsert:
     """Adds pending deltas to one rollup table's rows (keyed by ``key``), creating the
     missing ones: on PostgreSQL the rows go as one JSON parameter (``pg_json_rows``), on
-    SQLite as bound rows. ``conn.execute(upsert.statement, upsert.params(deltas))``."""
+    SQLite as bound rows. ``conn.execute(upsert.statement, upsert.params(deltas))`` on
+    any connection, or :meth:`write` in a synchronous transaction (on SQLite it runs on
+    the DBAPI cursor: see ``driver_statements``)."""
 
     def __init__(self, store: SqlStore, table: Table, key: Sequence[str]) -> None:
         self.key = tuple(key)
         self._as_json = store._dialect == "postgresql"
+        self._driver: DriverStatement | None = None
         if self._as_json:
             self.statement: Any = json_upsert(
                 table, (*self.key, *ROLLUP_SUMS), conflict=self.key, add=ROLLUP_SUMS
@@ -84,11 +88,21 @@ class RollupUpsert:
                 index_elements=list(self.key),
                 set_={name: table.c[name] + stmt.excluded[name] for name in ROLLUP_SUMS},
             )
+            self._driver = DriverStatement(
+                self.statement, store.engine.dialect, (*self.key, *ROLLUP_SUMS)
+            )
 
     def params(self, deltas: Mapping[Any, Sequence[int]]) -> Any:
         """The rows of these deltas, in key order (the lock order)."""
         rows = rollup_rows(self.key, deltas)
         return json_rows(rows) if self._as_json else rows
+
+    def write(self, conn: Connection, deltas: Mapping[Any, Sequence[int]]) -> None:
+        """Add these deltas inside ``conn``'s transaction (a synchronous connection)."""
+        if self._driver is None:
+            conn.execute(self.statement, self.params(deltas))
+        else:
+            self._driver.execute_many(dbapi_cursor(conn), rollup_rows(self.key, deltas))
 
 
 def sum_columns(table: Table = t.usage_daily_rollups) -> list[Label[Any]]:
