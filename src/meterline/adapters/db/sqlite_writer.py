@@ -12,7 +12,8 @@ SQLite has one writer at a time anyway, so one thread loses nothing: transaction
 in the executor, as they queued for the write lock before. Readers still use the async
 engine and run beside it (WAL). The thread and its connection are made on first use and
 released by :meth:`close` (called when the async engine is disposed); a later write
-makes them again.
+makes them again. The WAL is checkpointed after the writer's commits in another thread
+(``wal_checkpointer``), not inside a commit.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Connection, Engine
+
+from meterline.adapters.db.wal_checkpointer import BACKSTOP_PAGES, WalCheckpointer
 
 __all__ = ["SqliteWriter"]
 
@@ -48,6 +51,7 @@ class SqliteWriter:
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
         self._engine: Engine | None = None
+        self.checkpointer = WalCheckpointer(url, on_connect)
 
     def _started(self) -> tuple[ThreadPoolExecutor, Engine]:
         with self._lock:
@@ -60,6 +64,7 @@ class SqliteWriter:
                     connect_args={"check_same_thread": False},
                 )
                 event.listen(engine, "connect", self._on_connect)
+                event.listen(engine, "connect", _checkpoint_as_backstop)
                 event.listen(engine, "begin", self._on_begin)
                 self._engine = engine
                 self._executor = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
@@ -71,7 +76,7 @@ class SqliteWriter:
         stop it: the transaction still commits or rolls back whole."""
         executor, engine = self._started()
         return await asyncio.get_running_loop().run_in_executor(
-            executor, _transaction, engine, work
+            executor, _transaction, engine, work, self.checkpointer
         )
 
     def close(self) -> None:
@@ -83,8 +88,17 @@ class SqliteWriter:
             executor.shutdown(wait=True)
         if engine is not None:
             engine.dispose()
+        self.checkpointer.close()
 
 
-def _transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
+def _checkpoint_as_backstop(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
+
+
+def _transaction(
+    engine: Engine, work: Callable[[Connection], T], checkpointer: WalCheckpointer
+) -> T:
     with engine.begin() as conn:
-        return work(conn)
+        result = work(conn)
+    checkpointer.wrote()
+    return result
