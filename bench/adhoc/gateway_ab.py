@@ -1,6 +1,7 @@
 # Ad-hoc: A/B of the embedded gateway at c=32 between snapshots of two or more commits.
 # Run from the repository root: .venv/bin/python bench/adhoc/gateway_ab.py
-#   REVS="HEAD~1 HEAD" ROUNDS=3 SECONDS=10 CONNS=32 PROFILE=1 SCRIPT=chat.lua
+#   REVS="HEAD~1 HEAD" ROUNDS=3 SECONDS=10 CONNS=32 PROFILE=1 GIL=1 SCRIPT=chat.lua
+# (GIL=1: py-spy samples only the thread holding the GIL, as `make bench` does.)
 # A rev may also be dir:/path/to/src, an edited copy of src/ (for an experiment).
 # Each rev gets its own server (same fake upstream); rounds alternate A B A B … so drift
 # on a shared machine hits both alike. Prints req/s and server CPU per call (ms) per run
@@ -66,7 +67,8 @@ try:
         out = R.OUT / f"gateway_ab_{sha}.collapsed"
         spy = subprocess.Popen(
             ["bench/.tools-venv/bin/py-spy", "record", "--pid", str(proc.popen.pid), "--duration", str(int(seconds)),
-             "--rate", "1000", "--format", "raw", "--nonblocking", "--output", str(out)],
+             "--rate", "1000", "--format", "raw", "--nonblocking", *(["--gil"] if os.environ.get("GIL") == "1" else []),
+             "--output", str(out)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         time.sleep(0.3)

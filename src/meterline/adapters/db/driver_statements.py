@@ -15,6 +15,7 @@ PostgreSQL's ledger writes already pass a batch as one parameter (``pg_json_rows
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -39,13 +40,17 @@ class DriverStatement:
         processors: list[Callable[[Any], Any] | None] = [
             binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
         ]
-        self._steps = tuple(zip(self.names, processors, strict=True))
+        # Most columns (text, integers) bind as they are: pick every value in one C call,
+        # then convert only the few that have a processor (times, booleans, JSON).
+        self._pick = operator.itemgetter(*self.names)
+        self._convert = tuple((i, p) for i, p in enumerate(processors) if p is not None)
 
-    def parameters(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
+    def parameters(self, row: Mapping[str, Any]) -> list[Any]:
         """``row`` (values by column name) as the positional parameters of the SQL."""
-        return tuple(
-            row[name] if process is None else process(row[name]) for name, process in self._steps
-        )
+        values = list(self._pick(row)) if len(self.names) > 1 else [self._pick(row)]
+        for index, process in self._convert:
+            values[index] = process(values[index])
+        return values
 
     def execute_each(self, cursor: Any, rows: Iterable[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
         """Run the statement once per row; the rows it returns (RETURNING), in order.
