@@ -2,6 +2,8 @@
 # Run from the repository root: .venv/bin/python bench/adhoc/gateway_ab.py
 #   REVS="HEAD~1 HEAD" ROUNDS=3 SECONDS=10 CONNS=32 PROFILE=1 GIL=1 SCRIPT=chat.lua
 # (GIL=1: py-spy samples only the thread holding the GIL, as `make bench` does.)
+# BACKEND=pg: each rev on PostgreSQL + Redis, 1 worker (its own database meterline_ab_<n>
+# and Redis DB index 10+n, both emptied first) instead of the embedded defaults.
 # A rev may also be dir:/path/to/src, an edited copy of src/ (for an experiment).
 # Each rev gets its own server (same fake upstream); rounds alternate A B A B … so drift
 # on a shared machine hits both alike. Prints req/s and server CPU per call (ms) per run
@@ -23,6 +25,21 @@ seconds = float(os.environ.get("SECONDS", "10"))
 conns = int(os.environ.get("CONNS", "32"))
 profile = os.environ.get("PROFILE") == "1"
 script = os.environ.get("SCRIPT", "chat.lua")  # or check_quota.lua
+backend = os.environ.get("BACKEND", "embedded")
+
+
+def pg_and_redis(n: int) -> tuple[str, str]:
+    import redis
+
+    db = f"meterline_ab_{n}"
+    for sql in (f"DROP DATABASE IF EXISTS {db} WITH (FORCE)", f"CREATE DATABASE {db}"):
+        subprocess.run(["psql", f"{R.PG_BASE}/postgres", "-qc", sql], check=True, capture_output=True)
+    redis_url = R.REDIS_URL.rsplit("/", 1)[0] + f"/{10 + n}"
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    client.close()
+    return f"{R.PG_BASE}/{db}", redis_url
+
 
 R.RAW = R.OUT / "gateway_ab"  # wrk outputs of experiments stay out of bench/raw
 R.RAW.mkdir(parents=True, exist_ok=True)
@@ -32,7 +49,7 @@ try:
     fport = R.free_port()
     fake = procs.start("fake_ab", [R.PY, "-m", "meterline.testing.fake_upstream", "--port", str(fport)])
     R.wait_http(fake, f"http://127.0.0.1:{fport}/healthz")
-    for rev in revs:
+    for n, rev in enumerate(revs):
         if rev.startswith("dir:"):  # an edited copy of src/ (an experiment, not a commit)
             os.environ["PYTHONPATH"] = rev[4:]
             sha = "dir-" + os.path.basename(os.path.dirname(rev[4:].rstrip("/")))
@@ -41,7 +58,8 @@ try:
             sha = R.SNAPSHOT["commit"]
         home = R.OUT / f"ab_{sha}"
         shutil.rmtree(home, ignore_errors=True)
-        env = {**R.meterline_env(home, f"http://127.0.0.1:{fport}"), "PYTHONPATH": os.environ["PYTHONPATH"]}
+        stores = pg_and_redis(n) if backend == "pg" else (None, None)
+        env = {**R.meterline_env(home, f"http://127.0.0.1:{fport}", *stores), "PYTHONPATH": os.environ["PYTHONPATH"]}
         key = R.meterline_init(env)
         port = R.free_port()
         proc = R.meterline_serve(procs, f"ab_{sha}", env, port)

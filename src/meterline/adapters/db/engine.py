@@ -8,7 +8,8 @@ later cannot wait for the lock once its snapshot is stale: SQLite fails it at on
 "database is locked".) Read-only work opts out with :func:`reading`, which emits a plain
 deferred ``BEGIN`` so reads never queue behind writers.
 
-PostgreSQL gets a pre-pinged, recycled pool; its own locking needs no help.
+PostgreSQL gets a recycled pool whose connections are pinged after an idle spell
+(``idle_ping``); its own locking needs no help.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from meterline.adapters.db.idle_ping import ping_idle_connections
 from meterline.adapters.db.sqlite_writer import SqliteWriter
 from meterline.adapters.db.urls import to_async_url
 
@@ -62,7 +64,8 @@ def create_engine(url: str | URL, **options: Any) -> AsyncEngine:
         "max_overflow": 6,
         "pool_timeout": 30,
         "pool_recycle": 1800,
-        "pool_pre_ping": True,
+        # Liveness is checked at checkout only after an idle spell (``idle_ping``):
+        # ``pool_pre_ping`` cost three round trips on every checkout.
         # Reuse the most recently returned connection: its caches (asyncpg's prepared
         # statements; SQLite's page cache) are the warm ones.
         "pool_use_lifo": True,
@@ -74,7 +77,10 @@ def create_engine(url: str | URL, **options: Any) -> AsyncEngine:
     merged = {**defaults, **options}
     if "connect_args" in defaults and "connect_args" in options:
         merged["connect_args"] = {**defaults["connect_args"], **options["connect_args"]}
-    return create_async_engine(async_url, **merged)
+    engine = create_async_engine(async_url, **merged)
+    if not merged.get("pool_pre_ping"):
+        ping_idle_connections(engine)
+    return engine
 
 
 def _is_loopback(url: URL) -> bool:
