@@ -3,9 +3,9 @@
 SQLAlchemy's ``pool_pre_ping`` pings on every checkout, and on asyncpg a ping is three
 round trips (BEGIN, an empty query, ROLLBACK; SQLAlchemy wraps it in a transaction for
 pgbouncer's transaction mode). The gateway checks a connection out for every ledger
-write, so every write paid three extra round trips before its own, and they were most of
-the database's "transactions" per gateway call in the benchmark (rolled back, 0.26 per
-call against 0.22 committed).
+write, so every write paid three extra round trips before its own. In an A/B of the
+PostgreSQL gateway, the rolled-back transactions (pings, and reads) per ledger row went
+from 0.22 to 0.07 with this change.
 
 Here a connection returned to the pool less than :data:`PING_AFTER_IDLE_NS` ago is handed
 out as it is: it just worked (HikariCP keeps the same "alive bypass window", 500 ms). An
