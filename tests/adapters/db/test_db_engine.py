@@ -11,7 +11,7 @@ from sqlalchemy import event, select, text
 
 from meterline.adapters.db import create_engine, migrate, to_async_url
 from meterline.adapters.db import tables as t
-from meterline.adapters.db.engine import reading, run_write, writing
+from meterline.adapters.db.engine import reading, run_read, run_write, writing
 
 
 @pytest.mark.parametrize(
@@ -172,6 +172,45 @@ async def test_sqlite_run_write_is_one_transaction_in_the_writer_thread(tmp_path
             ids = set((await conn.execute(select(t.organizations.c.id))).scalars())
         assert ids == {"a", "d"} | {f"c{i}" for i in range(30)} | {f"x{i}" for i in range(30)}
     finally:
+        await engine.dispose()
+
+
+async def test_sqlite_run_read_runs_in_a_reader_thread_beside_a_held_write(tmp_path):
+    """run_read on a SQLite file: the work runs whole in a reader thread, in a deferred
+    transaction, so it reads the last committed state while the writer holds the write
+    lock; the reader threads end with the engine's dispose."""
+    engine = create_engine(f"sqlite:///{tmp_path}/rr.db")
+    now = datetime.now(UTC)
+    holding, release = threading.Event(), threading.Event()
+    try:
+        await migrate(engine)
+        await run_write(
+            engine,
+            lambda conn: conn.execute(
+                t.organizations.insert().values(id="a", name="a", created_at=now)
+            ),
+        )
+
+        def hold_the_lock(conn):
+            conn.execute(t.organizations.insert().values(id="b", name="b", created_at=now))
+            holding.set()
+            assert release.wait(10)
+
+        def read(conn):
+            ids = set(conn.execute(select(t.organizations.c.id)).scalars())
+            return threading.current_thread().name, ids
+
+        write = asyncio.ensure_future(run_write(engine, hold_the_lock))
+        assert await asyncio.to_thread(holding.wait, 10)
+        thread, ids = await asyncio.wait_for(run_read(engine, read), timeout=5)
+        assert thread.startswith("sqlite-reader") and ids == {"a"}  # "b" is not committed
+        release.set()
+        await write
+        assert (await run_read(engine, read))[1] == {"a", "b"}
+        await engine.dispose()
+        assert not any(th.name.startswith("sqlite-reader") for th in threading.enumerate())
+    finally:
+        release.set()
         await engine.dispose()
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from meterline.adapters.db import tables as t
-from meterline.adapters.db.engine import reading
+from meterline.adapters.db.engine import reading, run_read
 from meterline.adapters.db.rollups import sum_columns, usage_totals
 from meterline.domain.entities import Environment, UserKey
 from meterline.ports import DailyRevenue, RevenueReport, TopUser
@@ -43,8 +43,7 @@ async def user_daily(
         .group_by(_u.day)
         .order_by(_u.day)
     )
-    async with reading(engine) as conn:
-        rows = (await conn.execute(query)).mappings().all()
+    rows = await run_read(engine, lambda conn: conn.execute(query).mappings().all())
     return [(row["day"], row) for row in rows]
 
 

@@ -10,12 +10,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.engine import RowMapping
+from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from meterline.adapters.db import tables as t
 from meterline.adapters.db._base import SqlStore
-from meterline.adapters.db.engine import reading, writing
+from meterline.adapters.db.engine import reading, run_read, run_write, writing
 from meterline.domain.entities import EndUser, Environment, UserKey
 from meterline.ports import EndUserPage, NotFound
 
@@ -101,12 +101,15 @@ class EndUserStore(SqlStore):
             .on_conflict_do_nothing(index_elements=["project_id", "environment", "end_user_id"])
             .returning(t.end_users)
         )
-        async with writing(self._engine) as conn:
-            row = (await conn.execute(stmt)).mappings().first()
+
+        def insert(conn: Connection) -> tuple[RowMapping, bool]:
+            row = conn.execute(stmt).mappings().first()
             if row is not None:
-                return _end_user(row), True
-            row = (await conn.execute(select(t.end_users).where(*_where_key(key)))).mappings().one()
-        return _end_user(row), False
+                return row, True
+            return conn.execute(select(t.end_users).where(*_where_key(key))).mappings().one(), False
+
+        row, created = await run_write(self._engine, insert)
+        return _end_user(row), created
 
     async def get_or_create_end_users(
         self, keys: Sequence[UserKey], default_plan_id: str | None
@@ -190,10 +193,8 @@ class EndUserStore(SqlStore):
         return found
 
     async def get_end_user(self, key: UserKey) -> EndUser | None:
-        async with reading(self._engine) as conn:
-            row = (
-                (await conn.execute(select(t.end_users).where(*_where_key(key)))).mappings().first()
-            )
+        query = select(t.end_users).where(*_where_key(key))
+        row = await run_read(self._engine, lambda conn: conn.execute(query).mappings().first())
         return _end_user(row) if row else None
 
     async def update_end_user(self, key: UserKey, **changes: object) -> EndUser:
