@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import date
-from typing import Any
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Connection
@@ -54,16 +53,6 @@ class CoarseRollups:
         self._user = RollupUpsert(store, t.usage_user_daily, _USER_KEY)
         self._project = RollupUpsert(store, t.usage_project_daily, _PROJECT_KEY)
 
-    def writes(self, deltas: Mapping[RollupKey, Sequence[int]]) -> list[tuple[Any, Any]]:
-        """The upserts of the coarse rows of these fine deltas, as (statement, parameters)
-        in lock order, for the caller to run in its transaction (sync or async)."""
-        users, projects = project_deltas(deltas)
-        return [
-            (upsert.statement, upsert.params(coarse))
-            for upsert, coarse in ((self._user, users), (self._project, projects))
-            if coarse
-        ]
-
     def write(self, conn: Connection, deltas: Mapping[RollupKey, Sequence[int]]) -> None:
         """Upsert the coarse rows of these fine deltas inside ``conn``'s transaction (a
         synchronous connection; see ``RollupUpsert.write``), in lock order."""
@@ -73,9 +62,9 @@ class CoarseRollups:
                 upsert.write(conn, coarse)
 
     async def add(self, conn: AsyncConnection, deltas: Mapping[RollupKey, Sequence[int]]) -> None:
-        """Upsert the coarse rows of these fine deltas (the caller's transaction)."""
-        for stmt, params in self.writes(deltas):
-            await conn.execute(stmt, params)
+        """Upsert the coarse rows of these fine deltas (the caller's transaction): the
+        same work as :meth:`write`, on an async connection."""
+        await conn.run_sync(self.write, deltas)
 
 
 async def rebuild(conn: AsyncConnection, project_id: str) -> None:

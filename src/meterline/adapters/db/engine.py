@@ -112,7 +112,7 @@ def _sqlite_engine(url: URL, options: dict[str, Any]) -> AsyncEngine:
         # Ledger writes run whole in one thread of their own, hot reads in a few (see
         # sqlite_writer).
         writer = SqliteWriter(url, sqlite_on_connect, sqlite_on_begin)
-        reader = SqliteReader(url, sqlite_on_connect, _deferred_begin)
+        reader = SqliteReader(url, sqlite_on_connect, sqlite_on_begin, {READ_ONLY: True})
         engine.sync_engine.update_execution_options(
             **{SQLITE_WRITER: writer, SQLITE_READER: reader}
         )
@@ -138,10 +138,6 @@ def sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     finally:
         cursor.close()
-
-
-def _deferred_begin(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN")
 
 
 def sqlite_on_begin(conn: Any) -> None:

@@ -39,7 +39,8 @@ T = TypeVar("T")
 class _SqliteThreads:
     """Whole transactions on a SQLite file, each run start to end in one thread of a
     small pool, over synchronous (pysqlite) connections opened with the async engine's
-    hooks. ``url`` names the database file (any SQLite driver; pysqlite is used)."""
+    hooks. ``url`` names the database file (any SQLite driver; pysqlite is used);
+    ``execution_options`` are set on the pool's engine, where the "begin" hook sees them."""
 
     threads = 1
     thread_name = "sqlite"
@@ -49,10 +50,12 @@ class _SqliteThreads:
         url: URL,
         on_connect: Callable[[Any, Any], None],
         on_begin: Callable[[Any], None],
+        execution_options: dict[str, Any] | None = None,
     ) -> None:
         self._url = url.set(drivername="sqlite+pysqlite")
         self._on_connect = on_connect
         self._on_begin = on_begin
+        self._execution_options = execution_options or {}
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
         self._engine: Engine | None = None
@@ -70,6 +73,7 @@ class _SqliteThreads:
                     max_overflow=0,
                     # Opened in a pool thread; closed by close() from the loop's thread.
                     connect_args={"check_same_thread": False},
+                    execution_options=self._execution_options,
                 )
                 self._listen(engine)
                 self._engine = engine
@@ -124,9 +128,9 @@ class SqliteWriter(_SqliteThreads):
 
 
 class SqliteReader(_SqliteThreads):
-    """``SqliteReader(url, on_connect, on_begin)``: read-only transactions, up to
-    :attr:`threads` at once; ``on_begin`` should emit a deferred BEGIN, so that under WAL
-    they never wait for the writer.
+    """``SqliteReader(url, on_connect, on_begin, execution_options)``: read-only
+    transactions, up to :attr:`threads` at once; the options should make ``on_begin``
+    emit a deferred BEGIN, so that under WAL they never wait for the writer.
     Through aiosqlite a read took about fifteen thread hand-offs, each waiting its turn of
     the event loop; here it takes one."""
 
@@ -153,5 +157,5 @@ def _transaction(
 
 
 def _read(engine: Engine, work: Callable[[Connection], T]) -> T:
-    with engine.begin() as conn:  # the reader's "begin" hook emits a deferred BEGIN
+    with engine.begin() as conn:  # a deferred BEGIN: see SqliteReader
         return work(conn)
