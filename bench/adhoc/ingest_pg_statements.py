@@ -16,7 +16,8 @@ import asyncpg
 
 from meterline.adapters.db.ledger_rows import add_row_delta, event_rows, new_event_ids
 from meterline.adapters.db.pg_json_rows import json_rows
-from meterline.adapters.db.rollups import ROLLUP_KEY, rollup_rows
+from meterline.adapters.db.coarse_rollups import project_deltas
+from meterline.adapters.db.rollups import ROLLUP_KEY
 from meterline.config import Settings
 from meterline.container import build_container
 from meterline.domain.entities import Environment, UsageEvent
@@ -76,12 +77,14 @@ async def main() -> None:
                 add_row_delta(deltas, row)
             timings = {
                 "events": await explain(conn, str(statements.json_events), json_rows(rows)["rows"]),
-                "daily": await explain(
-                    conn, str(statements.json_rollups), json_rows(rollup_rows(ROLLUP_KEY, deltas))["rows"]
-                ),
             }
-            for name, (stmt, params) in zip(("user", "project"), statements.coarse.writes(deltas)):
-                timings[name] = await explain(conn, str(stmt), params["rows"])
+            upserts = (statements.rollups, statements.coarse._user, statements.coarse._project)
+            for name, upsert, batch_deltas in zip(
+                ("daily", "user", "project"), upserts, (deltas, *project_deltas(deltas)), strict=True
+            ):
+                timings[name] = await explain(
+                    conn, str(upsert.statement), upsert.params(batch_deltas)["rows"]
+                )
             print(f"batch {batch}: " + ", ".join(f"{k} {v:.1f} ms" for k, v in timings.items()))
     finally:
         await conn.close()

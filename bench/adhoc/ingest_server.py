@@ -22,6 +22,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_by_command() -> dict[str, float]:
+    """CPU seconds so far of every PostgreSQL and Redis process on the machine (their
+    backends come and go, so this is read before and after and differenced)."""
+    totals: dict[str, float] = {"postgres": 0.0, "redis-server": 0.0}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            comm = open(f"/proc/{pid}/comm").read().strip()
+            if comm in totals:
+                totals[comm] += cpu_seconds(int(pid))
+        except OSError:
+            continue
+    return totals
+
+
 if os.environ.get("REV"):
     R.take_snapshot(os.environ["REV"])
 procs = R.Procs()
@@ -49,12 +63,17 @@ try:
     R.setup_plan(url, key)
     R.preseed_users(url, key)
     R.ingest_batches(url, key, "warm-up", 3)
-    before = cpu_seconds(proc.popen.pid)
+    before, others_before = cpu_seconds(proc.popen.pid), cpu_by_command()
+    client_before = os.times()
     result = R.ingest_batches(url, key, BACKEND, SECONDS)
     used = cpu_seconds(proc.popen.pid) - before
+    client = os.times()
+    others = {k: v - others_before[k] for k, v in cpu_by_command().items()}
+    others["client"] = client.user + client.system - client_before.user - client_before.system
+    per_batch = ", ".join(f"{k} {1000 * v / result['batches']:.0f}" for k, v in others.items())
     print(
         f"{BACKEND}: {result['events_per_s']:,.0f} events/s; server CPU "
-        f"{1000 * used / result['batches']:.0f} ms per 1,000-event batch"
+        f"{1000 * used / result['batches']:.0f} ms per 1,000-event batch ({per_batch})"
     )
 finally:
     procs.stop_all()

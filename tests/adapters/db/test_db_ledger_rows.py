@@ -7,9 +7,13 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from meterline.adapters.db import tables as t
 from meterline.adapters.db.ledger_rows import add_row_delta, event_rows, new_event_ids
 from meterline.domain.entities import Environment, UsageEvent
+from meterline.domain.money import from_nanos, quantize_nano, to_nanos
 
 
 def _event(**kw: object) -> UsageEvent:
@@ -79,3 +83,31 @@ def test_row_ids_are_distinct_and_shaped_like_the_others() -> None:
     ids = new_event_ids(1000)
     assert len(set(ids)) == 1000
     assert all(i.startswith("evt_") and len(i) == 36 for i in ids)
+
+
+money_amounts = st.decimals(
+    min_value=Decimal(-1_000_000), max_value=Decimal(1_000_000), places=14, allow_nan=False
+) | st.decimals(min_value=0, max_value=Decimal(1_000_000), places=9, allow_nan=False)
+
+
+@given(money_amounts, money_amounts, money_amounts, money_amounts)
+def test_money_is_stored_as_the_nanos_the_domain_rounds_it_to(
+    cost: Decimal, markup: Decimal, charge: Decimal, fee: Decimal
+) -> None:
+    """Each amount's column holds ``to_nanos`` of it, and the stored event holds the
+    amount rounded to 10⁻⁹ (the very object when it was already exact)."""
+    now = datetime(2026, 1, 2, tzinfo=UTC)
+    event = _event(provider_cost=cost, markup=markup, charge=charge, flat_fee=fee)
+    [stored], [row] = event_rows([event], new_event_ids(1), now)
+    for name, column in (
+        ("provider_cost", "provider_cost_nanos"),
+        ("markup", "markup_nanos"),
+        ("charge", "charge_nanos"),
+        ("flat_fee", "flat_fee_nanos"),
+    ):
+        sent, kept = getattr(event, name), getattr(stored, name)
+        assert row[column] == to_nanos(sent) and type(row[column]) is int
+        assert kept == quantize_nano(sent)
+        assert from_nanos(row[column]) == kept
+        if quantize_nano(sent) == sent:
+            assert kept is sent

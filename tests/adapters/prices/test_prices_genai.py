@@ -515,6 +515,35 @@ async def test_invalidate_during_a_load_is_not_undone() -> None:
     assert accounts.calls == 2
 
 
+async def test_projects_with_the_same_names_keep_their_own_overrides() -> None:
+    """The resolution of (provider, model) names is remembered per project and per
+    loaded set of overrides: interleaved projects, and a project whose overrides
+    change, each get their own price."""
+    accounts = FakeOverrides(
+        {
+            "a": [PriceOverride(model="gpt-4o", input_per_mtok=Decimal(1))],
+            "b": [PriceOverride(model="gpt-4o", provider="openai", input_per_mtok=Decimal(2))],
+        }
+    )
+    clock = FakeClock()
+    p = prices(accounts, cache_ttl_seconds=5.0, clock=clock)
+    table = direct("gpt-4o", "openai", 10**6, 0)
+    for _ in range(2):
+        assert (await gpt4o(p, "a")).provider_cost == 1
+        assert (await gpt4o(p, "b")).provider_cost == 2
+        assert (await gpt4o(p, "c")).provider_cost == table
+    accounts.by_project["a"] = []
+    accounts.by_project["c"] = [PriceOverride(model="gpt-4o", input_per_mtok=Decimal(3))]
+    clock.moment = AT + timedelta(seconds=5)  # the overrides are reloaded
+    assert (await gpt4o(p, "a")).provider_cost == table
+    assert (await gpt4o(p, "c")).provider_cost == 3
+    assert (await gpt4o(p, "b")).provider_cost == 2
+    other = await p.quote(
+        "b", provider="azure", model="gpt-4o", prompt_tokens=10**6, completion_tokens=0, at=AT
+    )
+    assert other.provider_cost != 2  # b's override names openai, not azure
+
+
 async def test_zero_ttl_never_caches() -> None:
     accounts = FakeOverrides()
     p = prices(accounts, cache_ttl_seconds=0, clock=FakeClock())

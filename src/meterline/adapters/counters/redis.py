@@ -146,7 +146,7 @@ def _merged(items: Sequence[Settlement], w: Windows) -> list[tuple[Settlement, i
             acc[2] += item.cost_nanos
             acc[3] += 1
     for first, tokens, cost, n in merged.values():
-        calls.append((Settlement(first.key, first.at, tokens, cost), n))
+        calls.append((first if n == 1 else Settlement(first.key, first.at, tokens, cost), n))
     return calls
 
 

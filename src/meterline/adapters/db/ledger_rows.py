@@ -17,7 +17,7 @@ from typing import Any
 
 from meterline.adapters.db.rollups import RollupKey, fold_delta
 from meterline.domain.entities import Environment, UsageEvent
-from meterline.domain.money import quantize_nano, to_nanos
+from meterline.domain.money import CTX, quantize_nano
 from meterline.domain.windows import as_utc
 
 __all__ = ["EventRow", "add_row_delta", "event_rows", "new_event_ids"]
@@ -44,7 +44,9 @@ def _stored_money(amount: Decimal | None) -> tuple[Decimal | None, int | None]:
     if amount is None:
         return None, None
     q = quantize_nano(amount)
-    return (amount if q == amount else q), to_nanos(q)
+    # ``q`` is a whole number of nano-dollars: shifting it is exact (``to_nanos`` would
+    # quantize it a second time).
+    return (amount if q == amount else q), int(q.scaleb(9, context=CTX))
 
 
 def event_rows(

@@ -73,6 +73,7 @@ PROVIDER_ALIASES: Mapping[str, str] = MappingProxyType(
 MAX_MODEL_REF = 200
 
 _MAX_CACHED_PROJECTS = 10_000
+_MAX_ROUTES = 10_000
 _MAX_PROVIDER_NAME = 64
 
 
@@ -122,6 +123,29 @@ def split_model(provider: str | None, model: str) -> tuple[str | None, str]:
     return provider, model
 
 
+#: (provider name, model reference, genai-prices provider id, override or ``None``).
+_Route = tuple[str | None, str, str | None, PriceOverride | None]
+
+
+def _resolve(
+    overrides: tuple[PriceOverride, ...], provider: str | None, model: str
+) -> _Route | None:
+    """The route of a call (see ``GenaiPrices._route``), computed."""
+    name, ref = split_model(provider, model)
+    if not ref:
+        return None
+    names = frozenset(n for n in ((provider or "").strip().lower(), (name or "").lower()) if n)
+    aliases = frozenset(filter(None, (genai_provider_id(n) for n in names)))
+    override = pick_override(
+        overrides,
+        model=model.strip(),
+        bare_model=ref,
+        providers=names | aliases,
+        canonical=genai_provider_id,
+    )
+    return name, ref, genai_provider_id(name), override
+
+
 class GenaiPrices:
     """Provider cost in USD for one call: project override first, then genai-prices.
 
@@ -148,6 +172,11 @@ class GenaiPrices:
         #: The table's per-token rates per model price, so a call costs a few ``Decimal``
         #: operations instead of a full ``calc_price`` (same result, see ``rates``).
         self._rates = RateMemo()
+        #: Per (project, provider, model): the overrides the names were resolved under,
+        #: and their route (see :meth:`_route`).
+        self._routes: dict[
+            tuple[str, str | None, str], tuple[tuple[PriceOverride, ...], _Route | None]
+        ] = {}
 
     def _now(self) -> datetime:
         return self._clock.now() if self._clock is not None else datetime.now(UTC)
@@ -192,20 +221,10 @@ class GenaiPrices:
         if min(prompt_tokens, completion_tokens, cached_tokens) < 0:
             raise ValueError("token counts must not be negative")
         cached = min(cached_tokens, prompt_tokens)
-        name, ref = split_model(provider, model)
-        if not ref:
+        route = self._route(project_id, await self._overrides(project_id), provider, model)
+        if route is None:
             return PriceQuote(priced=False)
-
-        pid = genai_provider_id(name)
-        names = frozenset(n for n in ((provider or "").strip().lower(), (name or "").lower()) if n)
-        aliases = frozenset(filter(None, (genai_provider_id(n) for n in names)))
-        override = pick_override(
-            await self._overrides(project_id),
-            model=model.strip(),
-            bare_model=ref,
-            providers=names | aliases,
-            canonical=genai_provider_id,
-        )
+        name, ref, pid, override = route
         if override is not None:
             cost = override_cost(
                 override,
@@ -242,6 +261,29 @@ class GenaiPrices:
                 return PriceQuote(priced=False)
             return PriceQuote(priced=True, provider_cost=price, provider=found)
         return PriceQuote(priced=False)
+
+    def _route(
+        self,
+        project_id: str,
+        overrides: tuple[PriceOverride, ...],
+        provider: str | None,
+        model: str,
+    ) -> _Route | None:
+        """What a call's provider and model names resolve to before any price: (provider
+        name, model reference, genai-prices provider id, the override that applies), or
+        ``None`` when there is no model reference. It depends on the two names and the
+        project's overrides alone, so it is remembered per project and pair of names
+        while the overrides loaded are the same tuple (a reload or an invalidation
+        brings a new one)."""
+        memo_key = (project_id, provider, model)
+        hit = self._routes.get(memo_key)
+        if hit is not None and hit[0] is overrides:
+            return hit[1]
+        route = _resolve(overrides, provider, model)
+        if len(self._routes) >= _MAX_ROUTES:  # the names are client input: bounded
+            self._routes.clear()
+        self._routes[memo_key] = (overrides, route)
+        return route
 
     async def provider_of(self, model: str) -> str | None:
         """The genai-prices provider id the table knows ``model`` from (for routing)."""
