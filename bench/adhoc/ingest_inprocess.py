@@ -101,7 +101,7 @@ def instrument(metering: Any, phases: dict[str, float]) -> None:
     wrap(metering, "record", "record (all)")
     if hasattr(metering, "_users"):
         wrap(metering._users, "get_or_create_many", "users")
-    wrap(metering, "_price", "price")
+    wrap(metering, "price_event", "price")
     wrap(metering, "_write", "ledger write")
     wrap(metering, "_after_recorded", "settle")
 
@@ -151,9 +151,11 @@ async def main(args: argparse.Namespace) -> None:
             prof = cProfile.Profile() if args.profile else None
             if prof:
                 prof.enable()
+            cpu = time.process_time()
             wall, rec, lat = await post_all(
                 c, bodies[cold_batches:], args.concurrency, init.live_key or ""
             )
+            cpu = time.process_time() - cpu
             if prof:
                 prof.disable()
                 prof.dump_stats(args.profile)
@@ -161,7 +163,8 @@ async def main(args: argparse.Namespace) -> None:
             print(
                 f"{args.backend} warm  : {rec} events in {wall:.2f} s = {rec / wall:,.0f} events/s"
                 f" (batch p50 {lat[len(lat) // 2] * 1000:.0f} ms, max {lat[-1] * 1000:.0f} ms,"
-                f" c={args.concurrency})"
+                f" c={args.concurrency}); process CPU {cpu * 1000 / args.batches:.1f} ms per batch"
+                " (client included)"
             )
         if phases:
             total = sum(phases.values())

@@ -65,7 +65,9 @@ try:
     R.ingest_batches(url, key, "warm-up", 3)
     before, others_before = cpu_seconds(proc.popen.pid), cpu_by_command()
     client_before = os.times()
-    result = R.ingest_batches(url, key, BACKEND, SECONDS)
+    result = R.ingest_batches(
+        url, key, BACKEND, SECONDS, concurrency=int(os.environ.get("CONCURRENCY", "2"))
+    )
     used = cpu_seconds(proc.popen.pid) - before
     client = os.times()
     others = {k: v - others_before[k] for k, v in cpu_by_command().items()}

@@ -153,3 +153,24 @@ def test_scrub_catches_every_secret_shape():
     text = "k=mk_live_abc123 sk-ant-xyz987654 sk_test_ABC rk_live_Q whsec_Z Bearer tok.en"
     assert scrub(text).count("[redacted]") == 6
     assert "abc123" not in scrub(text)
+
+
+async def test_uvicorn_never_builds_access_lines(json_logs):
+    """Our middleware writes the one access line per request. uvicorn must not prepare
+    its own: it formats the client address and path of every response whenever its
+    access logger has a handler, counting the root's, even if the level then drops the
+    line. ``serve`` passes ``access_log=False``; the app's logging setup, which runs
+    after uvicorn's in every worker, must not turn it back on."""
+    from uvicorn.config import Config
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    from uvicorn.server import ServerState
+
+    async def asgi(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("not called")
+
+    config = Config(asgi, log_config=None, access_log=False)
+    config.load()
+    configure_logging("debug", stream=json_logs)  # as create_app does, after uvicorn's setup
+    assert HttpToolsProtocol(config, ServerState(), {}).access_log is False
+    logging.getLogger("uvicorn.error").warning("still routed")  # uvicorn's own errors are kept
+    assert any(line.get("event") == "still routed" for line in _lines(json_logs))

@@ -177,3 +177,9 @@ async def test_bad_input_is_a_clear_4xx(gw):
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
     r = await gw.post(QUOTA, {"end_user_id": "u", "reserve": "maybe"})
     assert r.status_code == 422 and r.json()["error"]["param"] == "reserve"
+    for bad in ("u\x00", "\tu", "u\nv", "u\x1f"):  # every C0 control character is refused
+        r = await gw.post(QUOTA, {"end_user_id": bad})
+        assert r.status_code == 422, bad
+        assert "control characters" in r.json()["error"]["message"]
+    for fine in ("u\x7f", "u\u00a0", "ü \u4e16"):  # DEL, no-break space, letters: not C0
+        assert (await gw.post(QUOTA, {"end_user_id": fine})).status_code == 200, fine

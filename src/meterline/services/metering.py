@@ -7,6 +7,7 @@ truth; counters follow and, if they fail, are dropped and reseeded from the ledg
 from __future__ import annotations
 
 import secrets
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -97,7 +98,31 @@ class Metering:
             pricing = pricings.get(plan_id)
             if pricing is None:
                 pricing = pricings[plan_id] = await self._pricing(ctx, user)
-            events.append((index, await self._price(ctx, user, item, now, pricing)))
+            events.append(
+                (
+                    index,
+                    await self.price_event(
+                        ctx,
+                        user,
+                        event_id=item.event_id or "evt_" + secrets.token_hex(16),
+                        at=item.timestamp or now,
+                        model=item.model,
+                        provider=item.provider,
+                        prompt_tokens=item.prompt_tokens,
+                        completion_tokens=item.completion_tokens,
+                        total_tokens=item.total_tokens,
+                        cost=item.cost_usd,
+                        latency_ms=item.latency_ms,
+                        status=item.status,
+                        metadata=item.metadata,
+                        reservation_id=item.reservation_id,
+                        fingerprint=item.fingerprint(),
+                        source="api",
+                        now=now,
+                        pricing=pricing,
+                    ),
+                )
+            )
 
         outcomes = await self._write([event for _, event in events])
         settlements: list[Settlement] = []
@@ -114,9 +139,12 @@ class Metering:
                 )
                 continue
             if outcome.status is RecordStatus.RECORDED:
-                if (settlement := _settlement(stored)) is not None:
+                if (
+                    settlement := _settlement(stored, keys.get(stored.end_user_id or ""))
+                ) is not None:
                     settlements.append(settlement)
-                await self._alert_if_unpriced(stored, now)
+                if not stored.priced:
+                    await self._alert_if_unpriced(stored, now)
             elif stored.end_user_id is not None:  # a retry: its first try may not have settled
                 key = UserKey(stored.project_id, stored.environment, stored.end_user_id)
                 if key not in resynced:  # once per user and batch: it drops the counters
@@ -138,35 +166,6 @@ class Metering:
         """The markup and fee that apply to ``user``'s usage (their plan's, else the
         project's defaults)."""
         return pricing_for(ctx.project, await self._plans.plan_for(user, ctx.project_id))
-
-    async def _price(
-        self,
-        ctx: AuthContext,
-        user: EndUser | None,
-        item: EventInput,
-        now: datetime,
-        pricing: Pricing,
-    ) -> UsageEvent:
-        return await self.price_event(
-            ctx,
-            user,
-            event_id=item.event_id or "evt_" + secrets.token_hex(16),
-            at=item.timestamp or now,
-            model=item.model,
-            provider=item.provider,
-            prompt_tokens=item.prompt_tokens,
-            completion_tokens=item.completion_tokens,
-            total_tokens=item.total_tokens,
-            cost=item.cost_usd,
-            latency_ms=item.latency_ms,
-            status=item.status,
-            metadata=item.metadata,
-            reservation_id=item.reservation_id,
-            fingerprint=item.fingerprint(),
-            source="api",
-            now=now,
-            pricing=pricing,
-        )
 
     async def price_event(
         self,
@@ -255,8 +254,9 @@ class Metering:
         except Exception:
             self._metrics.ledger_write("error", len(events))
             raise
-        for outcome in outcomes:
-            self._metrics.ledger_write(outcome.status.value)
+        # One metrics call per outcome kind, not per event (a batch has a thousand).
+        for status, count in Counter(outcome.status for outcome in outcomes).items():
+            self._metrics.ledger_write(status.value, count)
         return list(outcomes)
 
     async def _after_recorded(self, event: UsageEvent, now: datetime) -> None:
@@ -271,12 +271,13 @@ class Metering:
             )
 
 
-def _settlement(event: UsageEvent) -> Settlement | None:
-    """What the counters must add for a recorded event (none without an end user)."""
+def _settlement(event: UsageEvent, key: UserKey | None = None) -> Settlement | None:
+    """What the counters must add for a recorded event (none without an end user);
+    ``key``, when the caller has it, is the event's user key."""
     if event.end_user_id is None:
         return None
     return Settlement(
-        UserKey(event.project_id, event.environment, event.end_user_id),
+        key or UserKey(event.project_id, event.environment, event.end_user_id),
         at=event.timestamp,
         tokens=event.total_tokens,
         cost_nanos=to_nanos(event.provider_cost) if event.provider_cost else 0,
