@@ -183,6 +183,7 @@ def serve(
         raise typer.Exit(2)
     settings.resolved_secret_key()
     from meterline.observability import configure_logging
+    from meterline.web.http_protocol import HTTP_PROTOCOL
 
     configure_logging(settings.log_level)  # JSON lines; each worker's app sets up its own
     uvicorn.run(
@@ -194,7 +195,7 @@ def serve(
         workers=n,
         log_level=settings.log_level,
         loop="auto",
-        http="auto",
+        http=HTTP_PROTOCOL,  # uvicorn's httptools protocol, one write per response
         # meterline's own middleware writes one access line per request (JSON, with the
         # request id); uvicorn's would be a second, and it formats its arguments even
         # when the level drops it.

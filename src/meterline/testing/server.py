@@ -63,6 +63,8 @@ def running_servers(count: int, env: Mapping[str, str]) -> Iterator[list[ServerP
     """``count`` uvicorn processes of the app, configured by ``env`` (METERLINE_*)."""
     # Warnings only unless asked: stderr is a pipe read at exit, and a full pipe (JSON
     # access lines at info) would block the server.
+    from meterline.web.http_protocol import HTTP_PROTOCOL
+
     full_env = {"METERLINE_LOG_LEVEL": "warning", **os.environ, **env}
     servers: list[ServerProcess] = []
     try:
@@ -81,6 +83,8 @@ def running_servers(count: int, env: Mapping[str, str]) -> Iterator[list[ServerP
                     str(port),
                     "--log-level",
                     "warning",
+                    "--http",
+                    HTTP_PROTOCOL,  # as `meterline serve` runs it
                 ],
                 env=full_env,
                 stdout=subprocess.DEVNULL,
@@ -104,11 +108,14 @@ async def serving(app: Any, port: int = 0) -> AsyncIterator[str]:
     """
     import uvicorn
 
+    from meterline.web.http_protocol import HTTP_PROTOCOL
+
     port = port or free_port()
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
         port=port,
+        http=HTTP_PROTOCOL,  # as `meterline serve` runs it
         log_level="warning",
         lifespan="off",
         timeout_graceful_shutdown=5,
