@@ -53,4 +53,4 @@ bench-deps: install
 
 bench: bench-deps
 	$(UV) run python bench/run.py $(BENCH_ARGS)
-	$(UV) run python bench/report.py --repeat bench/raw/4989b4c-main/results.json
+	$(UV) run python bench/report.py --repeat bench/raw/2f26122-main/results.json
