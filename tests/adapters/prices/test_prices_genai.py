@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meterline.adapters.prices import GenaiPrices
-from meterline.adapters.prices.genai import genai_provider_id, split_model
+from meterline.adapters.prices.genai import MAX_MODEL_REF, genai_provider_id, split_model
 from meterline.adapters.prices.overrides import override_cost, pick_override
 from meterline.ports import PriceOverride, PriceQuote
 
@@ -550,3 +550,13 @@ async def test_zero_ttl_never_caches() -> None:
     for _ in range(3):
         await p.quote("p", provider="openai", model="gpt-4o", prompt_tokens=1, completion_tokens=0)
     assert accounts.calls == 3
+
+
+async def test_provider_of_names_the_tables_provider_for_routing() -> None:
+    p = prices()
+    for _ in range(2):  # the second answer is the remembered one
+        assert await p.provider_of(" gpt-4o ") == "openai"
+        assert await p.provider_of("claude-3-5-sonnet-20241022") == "anthropic"
+        assert await p.provider_of("no-such-model-anywhere") is None
+        assert await p.provider_of("m" * (MAX_MODEL_REF + 1)) is None
+        assert await p.provider_of("") is None

@@ -11,7 +11,6 @@ validation, usage decomposition) is done once per model price by ``rates.RateMem
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -177,6 +176,8 @@ class GenaiPrices:
         self._routes: dict[
             tuple[str, str | None, str], tuple[tuple[PriceOverride, ...], _Route | None]
         ] = {}
+        #: The table's provider per model name (see :meth:`provider_of`).
+        self._providers: dict[str, str | None] = {}
 
     def _now(self) -> datetime:
         return self._clock.now() if self._clock is not None else datetime.now(UTC)
@@ -286,11 +287,17 @@ class GenaiPrices:
         return route
 
     async def provider_of(self, model: str) -> str | None:
-        """The genai-prices provider id the table knows ``model`` from (for routing)."""
-        return _provider_of(model.strip())
+        """The genai-prices provider id the table knows ``model`` from (for routing),
+        remembered per model name (bounded: the name is client input)."""
+        model = model.strip()
+        if model in self._providers:
+            return self._providers[model]
+        if len(self._providers) >= _MAX_ROUTES:
+            self._providers.clear()
+        found = self._providers[model] = _provider_of(model)
+        return found
 
 
-@functools.lru_cache(maxsize=4096)
 def _provider_of(model: str) -> str | None:
     if not model or len(model) > MAX_MODEL_REF:
         return None
