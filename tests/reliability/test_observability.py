@@ -174,3 +174,20 @@ async def test_uvicorn_never_builds_access_lines(json_logs):
     assert HttpToolsProtocol(config, ServerState(), {}).access_log is False
     logging.getLogger("uvicorn.error").warning("still routed")  # uvicorn's own errors are kept
     assert any(line.get("event") == "still routed" for line in _lines(json_logs))
+
+
+async def test_above_info_there_is_no_access_line_and_the_request_id_does_not_leak(app: App):
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    buf = io.StringIO()
+    configure_logging("warning", stream=buf)
+    try:
+        r = await app.client.get(QUOTA, params={"end_user_id": "u1"}, headers=app.auth())
+        assert r.status_code == 200 and r.headers["x-meterline-request-id"].startswith("req_")
+        assert [line for line in _lines(buf) if line["event"] == "request"] == []
+        structlog.get_logger("t").warning("after the request")
+        (after,) = _lines(buf)
+        assert "request_id" not in after  # the request's binding was reset
+    finally:
+        root.handlers, root.level = saved[0], saved[1]
+        structlog.reset_defaults()

@@ -13,6 +13,7 @@ the web layer never imports a driver.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from typing import Any
@@ -60,7 +61,10 @@ class RequestContext:
                 sent["status"] = message["status"]
             await send(message)
 
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
+        # bind/reset rather than ``bound_contextvars``: the same, without a generator-based
+        # context manager on every request.
+        tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
             try:
                 await self.app(scope, receive, send_with_id)
             except Exception as exc:
@@ -80,6 +84,8 @@ class RequestContext:
                 await response(scope, receive, send_with_id)
             finally:
                 self._observe(scope, sent.get("status", 500), time.monotonic() - started)
+        finally:
+            structlog.contextvars.reset_contextvars(**tokens)
 
     @staticmethod
     def _observe(scope: Scope, status: int, seconds: float) -> None:
@@ -88,6 +94,11 @@ class RequestContext:
         metrics = getattr(container, "metrics", None)
         if metrics is not None and hasattr(metrics, "request"):
             metrics.request(route, scope["method"], status, seconds)
+        # ``configure_logging`` sets the root level and structlog's filter alike. The
+        # level check of the root is a cached lookup, while a call to the (lazily bound)
+        # logger costs about 2.5 µs even when the level drops the line.
+        if not logging.getLogger().isEnabledFor(logging.INFO):
+            return
         log.info(
             "request",
             method=scope["method"],
