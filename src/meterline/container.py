@@ -285,14 +285,17 @@ def provider_configs(settings: Settings) -> dict[str, ProviderConfig]:
 
 def _unreachable(exc: BaseException) -> bool:
     """Connection-level failures of the database driver or pool: refused, reset, closed,
-    shutting down, pool exhausted. Constraint violations and SQL bugs are not."""
+    shutting down, pool exhausted, and a server out of resources (no connection slot
+    left, disk or memory full). Constraint violations and SQL bugs are not."""
     from sqlalchemy import exc as sa
 
     if isinstance(exc, sa.DBAPIError):
         if exc.connection_invalidated or isinstance(exc, sa.OperationalError | sa.InterfaceError):
             return True
         code = str(getattr(exc.orig, "sqlstate", "") or "")
-        return code.startswith(("08", "57P"))  # connection exception, operator intervention
+        # connection exception, insufficient resources (53300: too many connections),
+        # operator intervention (a shutdown)
+        return code.startswith(("08", "53", "57P"))
     if isinstance(exc, sa.TimeoutError | ConnectionError | TimeoutError):
         return True
     return isinstance(exc, OSError) and exc.errno is not None

@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from reliability_support import CHAT, EVENTS, TcpProxy, app_for, settings_for
@@ -117,3 +118,37 @@ async def test_stream_whose_usage_cannot_be_recorded_ends_with_an_error(
         await proxy.restore()
         assert await a.ledger() == []  # nothing billed, nothing acknowledged
     await proxy.cut()
+
+
+async def test_a_database_at_its_connection_limit_is_unavailable_not_a_bug(
+    postgres_url, pg_database_url, tmp_path, fake
+):
+    """PostgreSQL refusing a new connection for lack of slots ("too many connections",
+    SQLSTATE 53300) is an outage of the database, not a bug: a clean 503 that records
+    nothing, and service comes back with the slots, without a restart. (A benchmark that
+    ran four servers against one PostgreSQL found these calls answered 500.)"""
+    url = make_url(pg_database_url)
+    role = f"ml_limited_{uuid.uuid4().hex[:8]}"  # superusers are exempt from the limits
+    admin = await asyncpg.connect(
+        make_url(postgres_url).set(drivername="postgresql").render_as_string(False)
+    )
+    try:
+        await admin.execute(f'CREATE ROLE "{role}" LOGIN')
+        await admin.execute(f'ALTER DATABASE "{url.database}" OWNER TO "{role}"')
+        as_role = url.set(username=role).render_as_string(hide_password=False)
+        async with app_for(settings_for({"database_url": as_role}, tmp_path, fake)) as a:
+            assert (await a.chat("before")).status_code == 200
+            await admin.execute(f'ALTER ROLE "{role}" CONNECTION LIMIT 0')
+            await a.container.engine.dispose()  # the next request needs a new connection
+            refused = await a.client.post(EVENTS, json=_event("u0", "evt_limit"), headers=a.auth())
+            _clean_failure(refused)
+            assert refused.json()["error"]["code"] == "database_unavailable"
+            await admin.execute(f'ALTER ROLE "{role}" CONNECTION LIMIT -1')
+            assert "evt_limit" not in [row["event_id"] for row in await a.ledger()]
+            again = await a.client.post(EVENTS, json=_event("u0", "evt_limit"), headers=a.auth())
+            assert again.status_code == 200, again.text
+            assert again.json()["events"][0]["status"] == "recorded"  # not a duplicate
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+        await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+        await admin.close()
