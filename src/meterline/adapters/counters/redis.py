@@ -1,11 +1,12 @@
 """Redis counters: exact admission across any number of gateway replicas.
 
-Each operation is one Lua script (one round trip, atomic on the server), run through
-``register_script`` so EVALSHA is used and the script reloads itself after a SCRIPT
-FLUSH or a restart. The admit script mirrors :func:`meterline.domain.limits.
-exceeded_limits` (same order, same ``>=``); the shared contract suite, including a
-property test against :class:`~meterline.adapters.counters.memory.MemoryCounters`,
-holds it to the Python rule.
+Each operation is one Lua script (one round trip, atomic on the server), run by EVALSHA
+and loaded again after a SCRIPT FLUSH or a restart. Calls made while another is in
+flight share a pipeline (``script_pipeline``): one round trip for all of them.
+
+The admit script mirrors :func:`meterline.domain.limits.exceeded_limits` (same order,
+same ``>=``); the shared contract suite, including a property test against
+:class:`~meterline.adapters.counters.memory.MemoryCounters`, holds it to the Python rule.
 
 Calendar math never runs in Lua: Python passes the current day/month keys, the
 Retry-After of each window and the TTLs. All of a user's keys share one Cluster hash
@@ -24,6 +25,7 @@ from importlib import resources
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -35,6 +37,7 @@ from meterline.adapters.counters._support import (
     from_ms,
     to_ms,
 )
+from meterline.adapters.counters.script_pipeline import ScriptPipeline, run_together
 from meterline.domain.entities import UserKey
 from meterline.domain.limits import Allow, Decision, Deny, DenyReason, UsageSnapshot
 from meterline.domain.money import from_nanos
@@ -166,6 +169,7 @@ class RedisCounters:
         self._seed_lua = redis.register_script(_lua("seed.lua"))
         self._settle_lua = redis.register_script(_lua("settle.lua"))
         self._release_lua = redis.register_script(_lua("release.lua"))
+        self._scripts = ScriptPipeline(redis)
 
     def _base(self, key: UserKey) -> str:
         base = self._bases.get(key)
@@ -310,14 +314,18 @@ class RedisCounters:
     ) -> bool:
         w = self._windows.at(now)
         item = Settlement(key, at, tokens, cost_nanos, reservation_id)
-        reply = await self._run(self._settle_lua, **self._settle_call(item, w))
+        keys, args = self._settle_call(item, w)
+        reply = await self._run(self._settle_lua, keys=keys, args=args)
         return int(reply) == 1
 
-    def _settle_call(self, item: Settlement, w: Windows, requests: int = 1) -> dict[str, list[Any]]:
+    def _settle_call(
+        self, item: Settlement, w: Windows, requests: int = 1
+    ) -> tuple[list[str], list[Any]]:
+        """The settle script's keys and arguments."""
         at_ms = to_ms(item.at)
-        return {
-            "keys": self._keys(item.key, w),
-            "args": [
+        return (
+            self._keys(item.key, w),
+            [
                 *self._head(w),
                 item.reservation_id or "",
                 item.tokens,
@@ -329,7 +337,7 @@ class RedisCounters:
                 MINUTE_TTL_MS,
                 requests,
             ],
-        }
+        )
 
     async def settle_many(self, items: Sequence[Settlement], *, now: datetime) -> list[bool]:
         """One pipeline (not a transaction: each script is atomic on its own, and one
@@ -338,14 +346,14 @@ class RedisCounters:
             return []
         w = self._windows.at(now)
         calls = _merged(items, w)
-        pipe = self._redis.pipeline(transaction=False)
-        try:
-            with _reachable():
-                for item, requests in calls:
-                    await self._settle_lua(client=pipe, **self._settle_call(item, w, requests))
-                replies = await pipe.execute()
-        finally:
-            await pipe.reset()
+        with _reachable():
+            replies = await run_together(
+                self._redis,
+                [
+                    (self._settle_lua, *self._settle_call(item, w, requests))
+                    for item, requests in calls
+                ],
+            )
         # Calls with a reservation come first, one per item, in item order.
         settled = iter(int(reply) == 1 for (item, _), reply in zip(calls, replies, strict=True))
         return [next(settled) if item.reservation_id else False for item in items]
@@ -365,8 +373,8 @@ class RedisCounters:
             windows = await self._redis.smembers(f"{base}:idx")
             await self._redis.delete(*fixed, *windows)
 
-    @staticmethod
-    async def _run(script: Any, *, keys: list[str], args: list[Any]) -> Any:
-        """Run one script (an unreachable Redis raises CountersUnavailable)."""
+    async def _run(self, script: AsyncScript, *, keys: list[str], args: list[Any]) -> Any:
+        """Run one script, in a pipeline with those that meet it in flight (an
+        unreachable Redis raises CountersUnavailable)."""
         with _reachable():
-            return await script(keys=keys, args=args)
+            return await self._scripts.run(script, keys, args)
