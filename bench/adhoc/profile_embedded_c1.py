@@ -26,7 +26,8 @@ try:
     R.setup_plan(url, key)
     R.preseed_users(url, key)
     load = R.Load(10, 2)
-    R.RAW.mkdir(exist_ok=True)
+    R.RAW = R.OUT / "profile_c1"  # outputs of experiments stay out of bench/raw
+    R.RAW.mkdir(parents=True, exist_ok=True)
     spy = subprocess.Popen(
         [
             "bench/.tools-venv/bin/py-spy",
@@ -36,12 +37,12 @@ try:
             "--duration",
             "10",
             "--rate",
-            "200",
+            "1000",
             "--format",
             "raw",
             "--nonblocking",
             "--output",
-            "bench/raw/profile_meterline_embedded_c1.collapsed",
+            "bench/out/profile_meterline_embedded_c1.collapsed",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
