@@ -1,5 +1,7 @@
-# Ad-hoc: PostgreSQL's own time for each statement of one ledger write (a batch of 1,000
-# events for 1,000 end users), by EXPLAIN ANALYZE on a fresh, migrated database.
+# Ad-hoc: PostgreSQL's own time for one ledger write (a batch of 1,000 events for 1,000
+# end users), by EXPLAIN ANALYZE on a fresh, migrated database. The write is one
+# statement (events and the three rollups: adapters/db/pg_ledger_write.py); PROFILE=1
+# also prints each plan node's own time (the events insert, each rollup upsert).
 # Run from the repository root: .venv/bin/python bench/adhoc/ingest_pg_statements.py
 # FILLFACTOR=100 resets the rollup tables to PostgreSQL's default first (to compare with
 # migration 0005); BATCHES (default 6) batches are written, each statement timed.
@@ -14,10 +16,8 @@ from pathlib import Path
 
 import asyncpg
 
-from meterline.adapters.db.ledger_rows import add_row_delta, event_rows, new_event_ids
+from meterline.adapters.db.ledger_rows import event_rows, new_event_ids
 from meterline.adapters.db.pg_json_rows import json_rows
-from meterline.adapters.db.coarse_rollups import project_deltas
-from meterline.adapters.db.rollups import ROLLUP_KEY
 from meterline.config import Settings
 from meterline.container import build_container
 from meterline.domain.entities import Environment, UsageEvent
@@ -32,6 +32,23 @@ async def explain(conn: asyncpg.Connection, sql: str, rows: str) -> float:
     return float(plan[-1][0].split(":")[1].split()[0])  # "Execution Time: 12.3 ms"
 
 
+async def node_times(conn: asyncpg.Connection, sql: str, rows: str) -> str:
+    """Each ModifyTable node's total time (the events insert, each rollup upsert)."""
+    plan = await conn.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) " + sql.replace(":rows", "$1"), rows)
+    import json
+
+    found: list[str] = []
+
+    def walk(node: dict) -> None:
+        if node.get("Node Type") == "ModifyTable":
+            found.append(f"{node['Relation Name']} {node['Actual Total Time']:.1f} ms")
+        for child in node.get("Plans", []):
+            walk(child)
+
+    walk(json.loads(plan)[0]["Plan"])
+    return ", ".join(found)
+
+
 async def main() -> None:
     db = f"ml_statements_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(f"{PG_BASE}/postgres")
@@ -44,7 +61,9 @@ async def main() -> None:
     try:
         if os.environ.get("FILLFACTOR"):
             for table in ROLLUPS:
-                await conn.execute(f"ALTER TABLE {table} SET (fillfactor={os.environ['FILLFACTOR']})")
+                await conn.execute(
+                    f"ALTER TABLE {table} SET (fillfactor={os.environ['FILLFACTOR']})"
+                )
         init = await initialize(container.accounts)
         ctx = await container.auth.authenticate(init.live_key or "")
         statements = container.ledger._statements
@@ -72,20 +91,12 @@ async def main() -> None:
                 for i in range(1000)
             ]
             _, rows = event_rows(events, new_event_ids(len(events)), now)
-            deltas: dict = {}
-            for row in rows:
-                add_row_delta(deltas, row)
-            timings = {
-                "events": await explain(conn, str(statements.json_events), json_rows(rows)["rows"]),
-            }
-            upserts = (statements.rollups, statements.coarse._user, statements.coarse._project)
-            for name, upsert, batch_deltas in zip(
-                ("daily", "user", "project"), upserts, (deltas, *project_deltas(deltas)), strict=True
-            ):
-                timings[name] = await explain(
-                    conn, str(upsert.statement), upsert.params(batch_deltas)["rows"]
-                )
-            print(f"batch {batch}: " + ", ".join(f"{k} {v:.1f} ms" for k, v in timings.items()))
+            param = json_rows(rows)["rows"]
+            if os.environ.get("PROFILE"):
+                print(f"batch {batch}: " + await node_times(conn, str(statements.pg_write), param))
+            else:
+                took = await explain(conn, str(statements.pg_write), param)
+                print(f"batch {batch}: write {took:.1f} ms")
     finally:
         await conn.close()
         await container.close()

@@ -314,3 +314,66 @@ async def test_sums_are_python_ints_and_exact_decimals(ledger, project):
     assert type(report.totals.requests) is int
     assert isinstance(report.totals.charge, Decimal)
     assert report.totals.charge == D("0.000000004")
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_every_rollup_sum_is_the_python_fold_of_the_rows_inserted(db, ledger, project, seed):
+    """Each rollup table holds exactly ``add_row_delta`` (and ``project_deltas``) folded
+    over the rows the ledger inserted: every sum, every key part. On PostgreSQL the
+    rollups are computed in SQL from the inserted rows (``pg_ledger_write``), so this
+    holds that SQL to the Python rule: absent parts, unpriced rows, days in UTC for
+    timestamps given at other offsets around midnight, large numbers, replays."""
+    from datetime import timedelta, timezone
+
+    from meterline.adapters.db.coarse_rollups import project_deltas
+    from meterline.adapters.db.ledger_rows import add_row_delta, event_rows, new_event_ids
+    from meterline.adapters.db.rollups import ROLLUP_KEY, ROLLUP_SUMS
+
+    rng = random.Random(seed)
+    zones = [UTC, timezone(timedelta(hours=-8)), timezone(timedelta(hours=5, minutes=30))]
+
+    def random_event(i: int) -> UsageEvent:
+        priced = rng.random() < 0.8
+        cost = D(rng.choice([0, 1, rng.randrange(10**13)])).scaleb(-9) if priced else None
+        midnight = datetime(2025, 3, rng.randint(1, 3), tzinfo=UTC)
+        at = (midnight + timedelta(minutes=rng.randint(-600, 600))).astimezone(rng.choice(zones))
+        prompt = rng.choice([0, rng.randrange(10**6), 2**31 - 1])
+        return event(
+            project,
+            f"e{rng.randrange(i + 1)}",  # replays, some with another fingerprint
+            user=rng.choice(["u1", "u2", "", None]),
+            env=rng.choice([LIVE, TEST]),
+            at=at,
+            model=rng.choice(["gpt-4o", "claude", None]),
+            provider=rng.choice(["openai", "anthropic", None]),
+            prompt_tokens=prompt,
+            completion_tokens=rng.randrange(10**4),
+            total_tokens=prompt + rng.randrange(10**4),
+            priced=priced,
+            provider_cost=cost,
+            markup=None if cost is None else cost / 3,
+            charge=None if cost is None else cost + cost / 3,
+            fingerprint=f"fp{rng.randrange(2)}",
+        )
+
+    fine: dict = {}
+    for start in range(0, 240, 40):
+        batch = [random_event(start + i) for i in range(rng.randrange(1, 40))]
+        for outcome in await ledger.record_events(batch):
+            if outcome.status is REC:
+                _, (row,) = event_rows([outcome.event], new_event_ids(1), datetime.now(UTC))
+                add_row_delta(fine, row)
+    users, projects = project_deltas(fine)
+    assert len(fine) > 20
+
+    async def stored(table, key) -> dict:
+        async with db.engine.connect() as conn:
+            rows = (await conn.execute(select(table))).mappings().all()
+        return {tuple(r[k] for k in key): [int(r[s]) for s in ROLLUP_SUMS] for r in rows}
+
+    assert await stored(t.usage_daily_rollups, ROLLUP_KEY) == fine
+    assert (
+        await stored(t.usage_user_daily, ("project_id", "environment", "end_user_id", "day"))
+        == users
+    )
+    assert await stored(t.usage_project_daily, ("project_id", "environment", "day")) == projects

@@ -1,11 +1,12 @@
 """``SqlLedger``: the append-only usage ledger and its daily rollups.
 
-Each batch is one transaction: events go in with ``INSERT … ON CONFLICT DO NOTHING``
+Each batch is written as one unit: events go in with ``INSERT … ON CONFLICT DO NOTHING``
 (the unique index on (project, environment, event_id) is the idempotency guard), and the
-rollup deltas of the rows that were actually inserted are upserted in the same
-transaction, so a rollup always equals the sum of its events. Rows are written in sorted
-key order (events, then rollups) so concurrent batches on PostgreSQL take their row locks
-in one global order and cannot deadlock.
+rollup deltas of the rows that were actually inserted are added in the same unit, so a
+rollup always equals the sum of its events. On SQLite that unit is one transaction in the
+writer thread; on PostgreSQL it is one statement (``pg_ledger_write``). Rows are written
+in sorted key order (events, then rollups) so concurrent batches on PostgreSQL take
+their row locks in one global order and cannot deadlock.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from meterline.adapters.db.ledger_rows import (
     event_rows,
     new_event_ids,
 )
-from meterline.adapters.db.pg_json_rows import json_insert, json_rows
+from meterline.adapters.db.pg_json_rows import json_rows
+from meterline.adapters.db.pg_ledger_write import ledger_write
 from meterline.adapters.db.rollups import (
     ROLLUP_KEY,
     RollupKey,
@@ -105,29 +107,27 @@ class _Statements:
     """The write statements of every batch, built once per ledger.
 
     SQLite: the statements compiled once and run on the DBAPI cursor
-    (``driver_statements``): the gateway writes one event per call, and SQLAlchemy's
-    per-execution work cost more than SQLite's. PostgreSQL: the same writes with the
-    batch's rows as one JSON parameter (``pg_json_rows``): no per-row parameter
-    processing in Python.
+    (``driver_statements``) in one transaction: the gateway writes one event per call,
+    and SQLAlchemy's per-execution work cost more than SQLite's. PostgreSQL: the events
+    and their rollups as one statement, with the batch's rows as one JSON parameter
+    (``pg_ledger_write``), committed on its own (autocommit).
     """
 
     def __init__(self, store: SqlStore) -> None:
         self.postgres = store._dialect == "postgresql"
+        if self.postgres:
+            self.pg_write = ledger_write(_EVENT_COLUMNS)
+            # One statement commits as one unit: no BEGIN and COMMIT round trips.
+            self.autocommit = store.engine.execution_options(isolation_level="AUTOCOMMIT")
+            return
         self.rollups = RollupUpsert(store, t.usage_daily_rollups, ROLLUP_KEY)
         self.coarse = CoarseRollups(store)
-        if self.postgres:
-            self.json_events = json_insert(
-                t.usage_events, _EVENT_COLUMNS, conflict=_EVENT_KEY, returning=_EVENT_KEY
-            )
-        else:
-            insert_events = (
-                store._insert(t.usage_events)
-                .on_conflict_do_nothing(index_elements=_EVENT_KEY)
-                .returning(_e.project_id, _e.environment, _e.event_id)
-            )
-            self.driver_events = DriverStatement(
-                insert_events, store.engine.dialect, _EVENT_COLUMNS
-            )
+        insert_events = (
+            store._insert(t.usage_events)
+            .on_conflict_do_nothing(index_elements=_EVENT_KEY)
+            .returning(_e.project_id, _e.environment, _e.event_id)
+        )
+        self.driver_events = DriverStatement(insert_events, store.engine.dialect, _EVENT_COLUMNS)
 
 
 class SqlLedger(SqlStore):
@@ -151,9 +151,12 @@ class SqlLedger(SqlStore):
         for index in sorted(range(len(stored)), key=keys.__getitem__):
             first.setdefault(keys[index], index)
         candidates = sorted(first.items())  # (key, index) in lock order
-        inserted, existing = await run_write(
-            self._engine, functools.partial(self._write, rows, candidates)
-        )
+        if self._statements.postgres:
+            inserted, existing = await self._write_postgres(rows, candidates)
+        else:
+            inserted, existing = await run_write(
+                self._engine, functools.partial(self._write, rows, candidates)
+            )
         outcomes: dict[EventKey, RecordOutcome] = {
             key: RecordOutcome(RecordStatus.RECORDED, stored[first[key]]) for key in inserted
         }
@@ -177,30 +180,36 @@ class SqlLedger(SqlStore):
         candidates: list[tuple[EventKey, int]],
         conn: Connection,
     ) -> tuple[set[EventKey], dict[EventKey, UsageEvent]]:
-        """The transaction of one batch (synchronous: see ``engine.run_write``): insert
-        the candidates, add the rollups of those inserted, and read back the rows that
-        were already there. Returns (inserted keys, existing rows by key)."""
+        """SQLite's transaction of one batch (synchronous: see ``engine.run_write``):
+        insert the candidates, add the rollups of those inserted, and read back the rows
+        that were already there. Returns (inserted keys, existing rows by key)."""
         ordered = [rows[i] for _, i in candidates]
-        if self._statements.postgres:
-            inserted = self._insert_json(conn, ordered)
-        else:
-            inserted = self._insert_rows(conn, ordered)
+        returned = self._statements.driver_events.execute_each(dbapi_cursor(conn), ordered)
+        inserted = {(r[0], r[1], r[2]) for r in returned}
         deltas: dict[RollupKey, list[int]] = {}
         for key, index in candidates:
             if key in inserted:
                 add_row_delta(deltas, rows[index])
         missing = [key for key, _ in candidates if key not in inserted]
         existing = self._fetch(conn, missing) if missing else {}
-        self._upsert_rollups(conn, deltas)
+        if deltas:
+            self._statements.rollups.write(conn, deltas)
+            self._statements.coarse.write(conn, deltas)
         return inserted, existing
 
-    def _insert_rows(self, conn: Connection, rows: list[EventRow]) -> set[EventKey]:
-        returned = self._statements.driver_events.execute_each(dbapi_cursor(conn), rows)
-        return {(r[0], r[1], r[2]) for r in returned}
-
-    def _insert_json(self, conn: Connection, rows: list[EventRow]) -> set[EventKey]:
-        result = conn.execute(self._statements.json_events, json_rows(rows))
-        return {(r[0], r[1], r[2]) for r in result.all()}
+    async def _write_postgres(
+        self, rows: list[EventRow], candidates: list[tuple[EventKey, int]]
+    ) -> tuple[set[EventKey], dict[EventKey, UsageEvent]]:
+        """PostgreSQL's write of one batch: one statement (see ``pg_ledger_write``), then
+        a read of the rows that were already there. That read needs no shared
+        transaction: rows are never deleted."""
+        ordered = json_rows([rows[i] for _, i in candidates])
+        async with self._statements.autocommit.connect() as conn:
+            result = await conn.execute(self._statements.pg_write, ordered)
+            inserted = {(r[0], r[1], r[2]) for r in result.all()}
+            missing = [key for key, _ in candidates if key not in inserted]
+            existing = await conn.run_sync(self._fetch, missing) if missing else {}
+        return inserted, existing
 
     @staticmethod
     def _fetch(conn: Connection, keys: list[EventKey]) -> dict[EventKey, UsageEvent]:
@@ -219,11 +228,6 @@ class SqlLedger(SqlStore):
         if absent:  # rows are never deleted, so a conflicting insert means the row exists
             raise RuntimeError(f"usage events vanished during insert: {sorted(absent)[:3]}")
         return found
-
-    def _upsert_rollups(self, conn: Connection, deltas: dict[RollupKey, list[int]]) -> None:
-        if deltas:
-            self._statements.rollups.write(conn, deltas)
-            self._statements.coarse.write(conn, deltas)
 
     async def window_totals(self, key: UserKey, day: date) -> WindowTotals:
         """Sums for ``day`` and for its calendar month, to seed the counters."""

@@ -21,31 +21,25 @@ from typing import Any
 import orjson
 from sqlalchemy import Table, TextClause, text
 
-__all__ = ["json_insert", "json_rows", "json_upsert"]
+__all__ = ["batch_rows_sql", "json_rows", "json_upsert"]
 
 
 def _names(names: Sequence[str]) -> str:
     return ", ".join(f'"{name}"' for name in names)
 
 
-def _insert_select(table: Table, columns: Sequence[str]) -> str:
-    cols = _names(columns)
+def batch_rows_sql(table: Table, columns: Sequence[str]) -> str:
+    """``SELECT columns`` of the rows in the ``rows`` parameter (see :func:`json_rows`),
+    as rows of ``table``, in the parameter's order."""
     return (
-        f'INSERT INTO "{table.name}" ({cols}) SELECT {cols} '  # noqa: S608 - schema names
+        f"SELECT {_names(columns)} "  # noqa: S608 - schema names
         f'FROM json_populate_recordset(NULL::"{table.name}", CAST(:rows AS json)) '
         "WITH ORDINALITY AS batch ORDER BY batch.ordinality"
     )
 
 
-def json_insert(
-    table: Table, columns: Sequence[str], *, conflict: Sequence[str], returning: Sequence[str]
-) -> TextClause:
-    """``INSERT … ON CONFLICT (conflict) DO NOTHING RETURNING returning`` of the rows in
-    the ``rows`` parameter (see :func:`json_rows`)."""
-    return text(
-        f"{_insert_select(table, columns)} "
-        f"ON CONFLICT ({_names(conflict)}) DO NOTHING RETURNING {_names(returning)}"
-    )
+def _insert_select(table: Table, columns: Sequence[str]) -> str:
+    return f'INSERT INTO "{table.name}" ({_names(columns)}) {batch_rows_sql(table, columns)}'
 
 
 def json_upsert(
