@@ -22,15 +22,24 @@ from meterline.adapters.db import tables as t
 from meterline.adapters.db._base import SqlStore
 from meterline.adapters.db.rollups import ROLLUP_SUMS, RollupKey, RollupUpsert, fold_delta
 
-__all__ = ["CoarseRollups", "ProjectDayKey", "UserDayKey", "project_deltas", "rebuild"]
+__all__ = [
+    "PROJECT_KEY",
+    "USER_KEY",
+    "CoarseRollups",
+    "ProjectDayKey",
+    "UserDayKey",
+    "project_deltas",
+    "rebuild",
+]
 
 #: (project_id, environment, end_user_id, day)
 UserDayKey = tuple[str, str, str, date]
 #: (project_id, environment, day)
 ProjectDayKey = tuple[str, str, date]
 
-_USER_KEY = ("project_id", "environment", "end_user_id", "day")
-_PROJECT_KEY = ("project_id", "environment", "day")
+#: The key columns of ``usage_user_daily`` and ``usage_project_daily`` (their primary keys).
+USER_KEY = ("project_id", "environment", "end_user_id", "day")
+PROJECT_KEY = ("project_id", "environment", "day")
 
 
 def project_deltas(
@@ -50,8 +59,8 @@ class CoarseRollups:
     """The two upsert statements, built once (their SQL is compiled once and cached)."""
 
     def __init__(self, store: SqlStore) -> None:
-        self._user = RollupUpsert(store, t.usage_user_daily, _USER_KEY)
-        self._project = RollupUpsert(store, t.usage_project_daily, _PROJECT_KEY)
+        self._user = RollupUpsert(store, t.usage_user_daily, USER_KEY)
+        self._project = RollupUpsert(store, t.usage_project_daily, PROJECT_KEY)
 
     def write(self, conn: Connection, deltas: Mapping[RollupKey, Sequence[int]]) -> None:
         """Upsert the coarse rows of these fine deltas inside ``conn``'s transaction (a
@@ -71,7 +80,7 @@ async def rebuild(conn: AsyncConnection, project_id: str) -> None:
     """Recompute a project's coarse rows from its fine rollups (rows loaded in bulk
     around the ledger, e.g. by a benchmark or a restore)."""
     fine = t.usage_daily_rollups
-    for table, key in ((t.usage_user_daily, _USER_KEY), (t.usage_project_daily, _PROJECT_KEY)):
+    for table, key in ((t.usage_user_daily, USER_KEY), (t.usage_project_daily, PROJECT_KEY)):
         await conn.execute(delete(table).where(table.c.project_id == project_id))
         sums = [func.sum(fine.c[name]) for name in ROLLUP_SUMS]
         source = (

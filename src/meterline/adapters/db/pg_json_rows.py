@@ -21,25 +21,32 @@ from typing import Any
 import orjson
 from sqlalchemy import Table, TextClause, text
 
-__all__ = ["batch_rows_sql", "json_rows", "json_upsert"]
+__all__ = ["add_excluded", "batch_rows_sql", "json_rows", "json_upsert", "quoted"]
 
 
-def _names(names: Sequence[str]) -> str:
+def quoted(names: Sequence[str]) -> str:
+    """Column names, quoted, comma-separated."""
     return ", ".join(f'"{name}"' for name in names)
+
+
+def add_excluded(table_name: str, add: Sequence[str]) -> str:
+    """The ``SET`` list of an ``ON CONFLICT DO UPDATE`` that adds each of ``add``'s
+    incoming values to the stored one."""
+    return ", ".join(f'"{n}" = "{table_name}"."{n}" + EXCLUDED."{n}"' for n in add)
 
 
 def batch_rows_sql(table: Table, columns: Sequence[str]) -> str:
     """``SELECT columns`` of the rows in the ``rows`` parameter (see :func:`json_rows`),
     as rows of ``table``, in the parameter's order."""
     return (
-        f"SELECT {_names(columns)} "  # noqa: S608 - schema names
+        f"SELECT {quoted(columns)} "  # noqa: S608 - schema names
         f'FROM json_populate_recordset(NULL::"{table.name}", CAST(:rows AS json)) '
         "WITH ORDINALITY AS batch ORDER BY batch.ordinality"
     )
 
 
 def _insert_select(table: Table, columns: Sequence[str]) -> str:
-    return f'INSERT INTO "{table.name}" ({_names(columns)}) {batch_rows_sql(table, columns)}'
+    return f'INSERT INTO "{table.name}" ({quoted(columns)}) {batch_rows_sql(table, columns)}'
 
 
 def json_upsert(
@@ -48,9 +55,9 @@ def json_upsert(
     """``INSERT … ON CONFLICT (conflict) DO UPDATE SET col = col + EXCLUDED.col`` for the
     ``add`` columns. The rows must not repeat a conflict key (PostgreSQL refuses to update
     one row twice in one statement)."""
-    sets = ", ".join(f'"{n}" = "{table.name}"."{n}" + EXCLUDED."{n}"' for n in add)
     return text(
-        f"{_insert_select(table, columns)} ON CONFLICT ({_names(conflict)}) DO UPDATE SET {sets}"
+        f"{_insert_select(table, columns)} ON CONFLICT ({quoted(conflict)}) "
+        f"DO UPDATE SET {add_excluded(table.name, add)}"
     )
 
 

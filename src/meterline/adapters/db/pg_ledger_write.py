@@ -24,11 +24,13 @@ from collections.abc import Sequence
 from sqlalchemy import TextClause, text
 
 from meterline.adapters.db import tables as t
-from meterline.adapters.db.pg_json_rows import batch_rows_sql
+from meterline.adapters.db.coarse_rollups import PROJECT_KEY, USER_KEY
+from meterline.adapters.db.pg_json_rows import add_excluded, batch_rows_sql, quoted
+from meterline.adapters.db.rollups import ROLLUP_KEY
 
 __all__ = ["DELTA_KEY", "DELTA_SUMS", "ledger_write"]
 
-#: The fine rollup key of an inserted event row (``add_row_delta``'s key).
+#: The fine rollup key (``ROLLUP_KEY``) of an inserted event row (``add_row_delta``'s key).
 DELTA_KEY = {
     "project_id": '"project_id"',
     "environment": '"environment"',
@@ -65,12 +67,6 @@ _RETURNED = (
     "charge_nanos",
     "priced",
 )
-_USER_KEY = ("project_id", "environment", "end_user_id", "day")
-_PROJECT_KEY = ("project_id", "environment", "day")
-
-
-def _names(names: Sequence[str]) -> str:
-    return ", ".join(f'"{name}"' for name in names)
 
 
 def _upsert(table: str, key: Sequence[str], source: str, after: str | None) -> str:
@@ -78,12 +74,12 @@ def _upsert(table: str, key: Sequence[str], source: str, after: str | None) -> s
     the CTE ``after`` has run whole (a count of it is read first)."""
     sums = ", ".join(f'SUM("{s}")' for s in t.ROLLUP_SUM_COLUMNS)
     gate = f"WHERE (SELECT COUNT(*) FROM {after}) >= 0 " if after else ""  # noqa: S608
-    sets = ", ".join(f'"{s}" = "{table}"."{s}" + EXCLUDED."{s}"' for s in t.ROLLUP_SUM_COLUMNS)
     return (
-        f'INSERT INTO "{table}" ({_names((*key, *t.ROLLUP_SUM_COLUMNS))}) '  # noqa: S608
-        f"SELECT {_names(key)}, {sums} FROM {source} {gate}"
-        f"GROUP BY {_names(key)} ORDER BY {_names(key)} "
-        f"ON CONFLICT ({_names(key)}) DO UPDATE SET {sets} RETURNING 1"
+        f'INSERT INTO "{table}" ({quoted((*key, *t.ROLLUP_SUM_COLUMNS))}) '  # noqa: S608
+        f"SELECT {quoted(key)}, {sums} FROM {source} {gate}"
+        f"GROUP BY {quoted(key)} ORDER BY {quoted(key)} "
+        f"ON CONFLICT ({quoted(key)}) "
+        f"DO UPDATE SET {add_excluded(table, t.ROLLUP_SUM_COLUMNS)} RETURNING 1"
     )
 
 
@@ -94,16 +90,15 @@ def ledger_write(columns: Sequence[str]) -> TextClause:
     fine = ", ".join(
         f'{sql} AS "{name}"' for name, sql in (*DELTA_KEY.items(), *DELTA_SUMS.items())
     )
-    fine_key = tuple(DELTA_KEY)
     return text(
         "WITH inserted AS ("  # noqa: S608 - table and column names from the schema
-        f'INSERT INTO "usage_events" ({_names(columns)}) '
+        f'INSERT INTO "usage_events" ({quoted(columns)}) '
         f"{batch_rows_sql(t.usage_events, columns)} "
-        f"ON CONFLICT ({_names(_EVENT_KEY)}) DO NOTHING RETURNING {_names(_RETURNED)}), "
+        f"ON CONFLICT ({quoted(_EVENT_KEY)}) DO NOTHING RETURNING {quoted(_RETURNED)}), "
         f"fine AS (SELECT {fine} FROM inserted GROUP BY {', '.join(DELTA_KEY.values())}), "
-        f"fine_rows AS ({_upsert('usage_daily_rollups', fine_key, 'fine', None)}), "
-        f"user_rows AS ({_upsert('usage_user_daily', _USER_KEY, 'fine', 'fine_rows')}), "
-        f"project_rows AS ({_upsert('usage_project_daily', _PROJECT_KEY, 'fine', 'user_rows')}) "
-        f"SELECT {_names(_EVENT_KEY)} FROM inserted "
+        f"fine_rows AS ({_upsert('usage_daily_rollups', ROLLUP_KEY, 'fine', None)}), "
+        f"user_rows AS ({_upsert('usage_user_daily', USER_KEY, 'fine', 'fine_rows')}), "
+        f"project_rows AS ({_upsert('usage_project_daily', PROJECT_KEY, 'fine', 'user_rows')}) "
+        f"SELECT {quoted(_EVENT_KEY)} FROM inserted "
         "WHERE (SELECT COUNT(*) FROM project_rows) >= 0"
     )
