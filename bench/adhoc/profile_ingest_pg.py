@@ -41,7 +41,7 @@ try:
             "raw",
             "--nonblocking",
             "--output",
-            "bench/raw/profile_ingest_pg.collapsed",
+            str(R.OUT / "profile_ingest_pg.collapsed"),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

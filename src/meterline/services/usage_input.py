@@ -101,11 +101,12 @@ def _text(
         if required:
             raise Invalid(f"{name} is required", param=name, code="missing_field")
         return None
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str) or not value or value.isspace():
         raise Invalid(f"{name} must be a non-empty string", param=name)
     if len(value) > max_len:
         raise Invalid(f"{name} must be at most {max_len} characters", param=name)
-    if _CONTROL.search(value):
+    # A printable string has no control character: the scan in C answers most ids.
+    if not value.isprintable() and _CONTROL.search(value):
         raise Invalid(f"{name} must not contain control characters", param=name)
     return value
 
@@ -189,7 +190,8 @@ def parse_event(raw: object, *, now: datetime, default_event_id: str | None = No
         metadata = {}
     if not isinstance(metadata, dict):
         raise Invalid("metadata must be a JSON object", param="metadata")
-    metadata = _jsonable(metadata)
+    if metadata:
+        metadata = _jsonable(metadata)
     if metadata and len(json.dumps(metadata, default=str)) > MAX_METADATA_BYTES:
         raise Invalid(f"metadata must be at most {MAX_METADATA_BYTES} bytes", param="metadata")
     latency = _count(raw, "latency_ms")

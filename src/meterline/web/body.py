@@ -40,18 +40,28 @@ def _reject_constant(name: str) -> Any:
     raise BodyError(f"{name} is not a valid JSON number")
 
 
-def _depth(value: Any, level: int = 0) -> int:
-    if level > MAX_DEPTH:
-        return level
-    if isinstance(value, dict):
-        value = value.values()
-    elif not isinstance(value, list):
-        return level
-    # Only containers nest: scalars (most of a large body) are not visited one by one.
-    return max(
-        (_depth(v, level + 1) for v in value if isinstance(v, dict | list)),
-        default=level + 1,
-    )
+_CONTAINERS = (dict, list)
+
+
+def _depth(value: Any) -> int:
+    """How deep containers nest in ``value`` (a scalar 0, ``[]`` 1, ``[{}]`` 2), counted
+    no further than ``MAX_DEPTH + 1``.
+
+    One level at a time, without recursion: a batch of a thousand events is a thousand
+    small objects, and a generator per object cost more than parsing the body did."""
+    if not isinstance(value, _CONTAINERS):
+        return 0
+    depth = 0
+    level: list[Any] = [value]
+    while level and depth <= MAX_DEPTH:
+        depth += 1
+        below: list[Any] = []
+        for container in level:
+            for item in container.values() if isinstance(container, dict) else container:
+                if isinstance(item, _CONTAINERS):
+                    below.append(item)
+        level = below
+    return depth
 
 
 def require_json_type(request: Request) -> None:
