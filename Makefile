@@ -53,4 +53,4 @@ bench-deps: install
 
 bench: bench-deps
 	$(UV) run python bench/run.py $(BENCH_ARGS)
-	$(UV) run python bench/report.py --repeat bench/raw/c2c18e5-main/results.json
+	$(UV) run python bench/report.py --repeat bench/raw/5da9f6e-main/results.json
