@@ -13,8 +13,8 @@ run: install
 	$(UV) run meterline serve
 
 lint: install
-	$(UV) run ruff check src tests
-	$(UV) run ruff format --check src tests
+	$(UV) run ruff check src tests bench
+	$(UV) run ruff format --check src tests bench
 
 types: install
 	$(UV) run mypy

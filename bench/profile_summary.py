@@ -79,7 +79,9 @@ def summarise(path: Path, top: int = 25) -> str:
         if not frames:
             continue
         self_t[_short(frames[-1])] += count
-        for f in {_short(f) for f in frames}:
+        # Each frame once per stack, in stack order (a set's order would change between
+        # runs, and with it the order of ties in the report).
+        for f in dict.fromkeys(_short(f) for f in frames):
             incl[f] += count
         buckets[bucket_of(frames)] += count
     out = [

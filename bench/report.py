@@ -248,7 +248,8 @@ def build(res: dict[str, Any], repeat: dict[str, Any] | None = None, repeat_dir:
         per = r / workers if r else None
         add(
             f"| {key} | {fmt(per)} | {fmt(per / pk if per and pk else None, 2)} | "
-            f"{fmt(per / ll if per and ll else None, 1)} | {fmt(r / ng if r and ng else None, 3)} | "
+            f"{fmt(per / ll if per and ll else None, 1)} | "
+            f"{fmt(r / ng if r and ng else None, 3)} | "
             f"{fmt(added_p50(key), 2)} | {fmt(added_p50('portkey'), 2)} | "
             f"{fmt(added_p50('litellm'), 2)} |"
         )
@@ -275,7 +276,8 @@ def build(res: dict[str, Any], repeat: dict[str, Any] | None = None, repeat_dir:
         if a is not None and pa is not None:
             add(
                 f"| {key}: added p50 at c=1 ≤ Portkey's ({pa:.2f} ms) | {a:.2f} ms | "
-                f"{verdict(a <= pa)} | {a - pa:+.2f} ms ({a / pa if pa > 0 else float('nan'):.1f} ×) |"
+                f"{verdict(a <= pa)} | {a - pa:+.2f} ms "
+                f"({a / pa if pa > 0 else float('nan'):.1f} ×) |"
             )
     cq1, cqn = w.get("check_quota_inprocess_c1"), w.get(f"check_quota_inprocess_c{conns}")
     if cqn:
@@ -302,15 +304,22 @@ def build(res: dict[str, Any], repeat: dict[str, Any] | None = None, repeat_dir:
         n = sc["generator"]["events"]
         rd = sc["reads"]
         note = "" if n >= 10_000_000 else f" (at {n:,} events, not 10M: indicative only)"
+
+        def at_scale(under: bool) -> str:
+            """The verdict at 10M events; below that, only which side of the limit."""
+            if n >= 10_000_000:
+                return verdict(under)
+            return f"n/a ({'under' if under else 'over'} at {n:,})"
+
         rv = rd["revenue_ms"]["median"]
         add(
             f"| revenue query < 100 ms at 10M{note} | {rv:.0f} ms | "
-            f"{verdict(rv < 100) if n >= 10_000_000 else 'n/a (' + ('under' if rv < 100 else 'over') + ' at ' + f'{n:,})'} | {rv / 100:.1f} × the limit |"
+            f"{at_scale(rv < 100)} | {rv / 100:.1f} × the limit |"
         )
         up = rd["usage_page_heavy_user_ms"]["median"]
         add(
             f"| usage page < 100 ms at 10M{note} | {up:.0f} ms (heaviest users) | "
-            f"{verdict(up < 100) if n >= 10_000_000 else 'n/a (' + ('under' if up < 100 else 'over') + ' at ' + f'{n:,})'} | {up / 100:.2f} × the limit |"
+            f"{at_scale(up < 100)} | {up / 100:.2f} × the limit |"
         )
         inv = rd.get("invoice_run")
         if isinstance(inv, dict) and "ms" in inv:
@@ -322,7 +331,8 @@ def build(res: dict[str, Any], repeat: dict[str, Any] | None = None, repeat_dir:
                 f"{inv['users']:,} users ({inv['ms_per_user']:.1f} ms/user"
                 f"{'' if full else f' → ≈ {ext:.0f} s for 10k'}) | "
                 f"{verdict(took < 30) if full else ('likely met' if ext < 30 else 'likely missed')}"
-                f"{'' if full else ' (extrapolated)'} | {(took if full else ext) / 30:.2f} × the limit |"
+                f"{'' if full else ' (extrapolated)'} | "
+                f"{(took if full else ext) / 30:.2f} × the limit |"
             )
         else:
             add(f"| invoice run for 10k users < 30 s | {inv} | not measured | |")
@@ -433,13 +443,14 @@ def build(res: dict[str, Any], repeat: dict[str, Any] | None = None, repeat_dir:
     add("## Memory at 1,000 concurrent slow streams\n")
     st = res.get("streams")
     if st:
+        took = st["seconds_until_all_open"]
+        opened = fmt(took, 1) if took else "never (60 s cap)"
         add(
             f"meterline embedded, {st['streams']:,} streaming calls opened at once (each ≈ 18 s: "
             f"the fake upstream waits 1.5 s before each of 12 chunks): RSS idle "
             f"{st['rss_idle_mib']:.0f} MiB → with all open {st['rss_all_open_mib']:.0f} MiB, peak "
             f"{st['rss_peak_mib']:.0f} MiB (≈ {st['rss_per_stream_kib']:.0f} KiB per stream). "
-            f"All {st['streams']} had their first chunk after "
-            f"{fmt(st['seconds_until_all_open'], 1) if st['seconds_until_all_open'] else 'never (60 s cap)'} s; "
+            f"All {st['streams']} had their first chunk after {opened} s; "
             f"{st['completed']} completed, {st['failed']} failed. Samples: "
             "`bench/raw/slow_streams_rss.tsv`.\n"
         )

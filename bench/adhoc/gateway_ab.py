@@ -33,7 +33,9 @@ def pg_and_redis(n: int) -> tuple[str, str]:
 
     db = f"meterline_ab_{n}"
     for sql in (f"DROP DATABASE IF EXISTS {db} WITH (FORCE)", f"CREATE DATABASE {db}"):
-        subprocess.run(["psql", f"{R.PG_BASE}/postgres", "-qc", sql], check=True, capture_output=True)
+        subprocess.run(
+            ["psql", f"{R.PG_BASE}/postgres", "-qc", sql], check=True, capture_output=True
+        )
     redis_url = R.REDIS_URL.rsplit("/", 1)[0] + f"/{10 + n}"
     client = redis.Redis.from_url(redis_url)
     client.flushdb()
@@ -47,7 +49,9 @@ procs = R.Procs()
 servers = {}
 try:
     fport = R.free_port()
-    fake = procs.start("fake_ab", [R.PY, "-m", "meterline.testing.fake_upstream", "--port", str(fport)])
+    fake = procs.start(
+        "fake_ab", [R.PY, "-m", "meterline.testing.fake_upstream", "--port", str(fport)]
+    )
     R.wait_http(fake, f"http://127.0.0.1:{fport}/healthz")
     for n, rev in enumerate(revs):
         if rev.startswith("dir:"):  # an edited copy of src/ (an experiment, not a commit)
@@ -59,7 +63,10 @@ try:
         home = R.OUT / f"ab_{sha}"
         shutil.rmtree(home, ignore_errors=True)
         stores = pg_and_redis(n) if backend == "pg" else (None, None)
-        env = {**R.meterline_env(home, f"http://127.0.0.1:{fport}", *stores), "PYTHONPATH": os.environ["PYTHONPATH"]}
+        env = {
+            **R.meterline_env(home, f"http://127.0.0.1:{fport}", *stores),
+            "PYTHONPATH": os.environ["PYTHONPATH"],
+        }
         key = R.meterline_init(env)
         port = R.free_port()
         proc = R.meterline_serve(procs, f"ab_{sha}", env, port)
@@ -75,7 +82,12 @@ try:
             res = load.wrk(f"ab_{sha}_{r}", url, script, conns, {"BENCH_AUTH": key}, proc)
             cpu_ms = res["server_cpu_pct"] / 100 / res["rps"] * 1000
             figures[rev].append((res["rps"], cpu_ms))
-            print(f"{rev:>12} {sha} round {r}: {res['rps']:8.1f} req/s  {cpu_ms:.3f} ms CPU/call  p50 {res['p50_us']/1000:.2f} ms  p99 {res['p99_us']/1000:.2f} ms  non2xx {res.get('non_2xx', 0)}", flush=True)
+            print(
+                f"{rev:>12} {sha} round {r}: {res['rps']:8.1f} req/s  {cpu_ms:.3f} ms CPU/call"
+                f"  p50 {res['p50_us'] / 1000:.2f} ms  p99 {res['p99_us'] / 1000:.2f} ms"
+                f"  non2xx {res.get('non_2xx', 0)}",
+                flush=True,
+            )
     for rev in revs:
         rps = statistics.median(f[0] for f in figures[rev])
         cpu = statistics.median(f[1] for f in figures[rev])
@@ -84,10 +96,24 @@ try:
         sha, url, key, proc = servers[revs[-1]]
         out = R.OUT / f"gateway_ab_{sha}.collapsed"
         spy = subprocess.Popen(
-            ["bench/.tools-venv/bin/py-spy", "record", "--pid", str(proc.popen.pid), "--duration", str(int(seconds)),
-             "--rate", "1000", "--format", "raw", "--nonblocking", *(["--gil"] if os.environ.get("GIL") == "1" else []),
-             "--output", str(out)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                "bench/.tools-venv/bin/py-spy",
+                "record",
+                "--pid",
+                str(proc.popen.pid),
+                "--duration",
+                str(int(seconds)),
+                "--rate",
+                "1000",
+                "--format",
+                "raw",
+                "--nonblocking",
+                *(["--gil"] if os.environ.get("GIL") == "1" else []),
+                "--output",
+                str(out),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         time.sleep(0.3)
         load.wrk(f"ab_{sha}_profiled", url, script, conns, {"BENCH_AUTH": key}, proc, warmup=0)

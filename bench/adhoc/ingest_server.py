@@ -81,5 +81,10 @@ finally:
     procs.stop_all()
     if BACKEND == "pg":
         subprocess.run(
-            ["psql", f"{R.PG_BASE}/postgres", "-qc", f"DROP DATABASE IF EXISTS {R.PG_DB} WITH (FORCE)"]
+            [
+                "psql",
+                f"{R.PG_BASE}/postgres",
+                "-qc",
+                f"DROP DATABASE IF EXISTS {R.PG_DB} WITH (FORCE)",
+            ]
         )

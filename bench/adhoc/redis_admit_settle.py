@@ -2,14 +2,20 @@
 # admit with a reservation then settle it, for 1,000 users, until N pairs are done.
 # Prints pairs/s, this process's CPU per pair and Redis's (INFO cpu) per pair.
 # Compare revisions through PYTHONPATH, on Redis DB 9 (emptied first):
-#   for src in /path/to/old/src src; do PYTHONPATH=$src C=32 .venv/bin/python bench/adhoc/redis_admit_settle.py; done
+#   for src in /path/to/old/src src; do
+#     PYTHONPATH=$src C=32 .venv/bin/python bench/adhoc/redis_admit_settle.py
+#   done
 # Not part of `make bench`.
-import asyncio, os, sys, time
-from datetime import datetime, timezone
+import asyncio
+import os
+import time
+from datetime import UTC, datetime
+
 import redis as syncredis
-from meterline.adapters.counters.redis_client import connect
+
 from meterline.adapters.counters.redis import RedisCounters
-from meterline.domain.entities import UserKey, Environment
+from meterline.adapters.counters.redis_client import connect
+from meterline.domain.entities import Environment, UserKey
 from meterline.domain.plans import Limits
 from meterline.ports import Reservation, WindowTotals
 
@@ -28,7 +34,7 @@ async def main():
     )
     await r.flushdb()
     c = RedisCounters(r)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     limits = Limits(daily_token_limit=10**12, monthly_token_limit=10**12, requests_per_minute=10**9)
     keys = [UserKey("p", Environment("test"), f"u{i}") for i in range(1000)]
     for k in keys:
@@ -68,7 +74,9 @@ async def main():
     w1 = time.perf_counter()
     rc1 = redis_cpu(sr)
     print(
-        f"{os.environ.get('TAG', '')} c={CONC} {done / (w1 - w0):8.0f} pairs/s  client {1e6 * (t1 - t0) / done:6.1f} us/pair  redis {1e6 * (rc1 - rc0) / done:6.1f} us/pair"
+        f"{os.environ.get('TAG', '')} c={CONC} {done / (w1 - w0):8.0f} pairs/s"
+        f"  client {1e6 * (t1 - t0) / done:6.1f} us/pair"
+        f"  redis {1e6 * (rc1 - rc0) / done:6.1f} us/pair"
     )
     await r.aclose()
 

@@ -6,7 +6,6 @@
 import os
 import shutil
 import sys
-import time
 
 sys.path.insert(0, "bench")
 import run as R
@@ -36,7 +35,9 @@ R.take_snapshot(os.environ.get("SNAP", "HEAD"))
 procs = R.Procs()
 try:
     port = R.free_port()
-    fake = procs.start("fake_tc", [R.PY, "-m", "meterline.testing.fake_upstream", "--port", str(port)])
+    fake = procs.start(
+        "fake_tc", [R.PY, "-m", "meterline.testing.fake_upstream", "--port", str(port)]
+    )
     R.wait_http(fake, f"http://127.0.0.1:{port}/healthz")
     home = R.OUT / "thread_cpu"
     shutil.rmtree(home, ignore_errors=True)
@@ -62,10 +63,24 @@ try:
     spy = None
     if os.environ.get("SPY"):  # py-spy --gil: only the thread holding the GIL is sampled
         spy = R.subprocess.Popen(
-            ["bench/.tools-venv/bin/py-spy", "record", "--pid", str(pid), "--duration", "9",
-             "--rate", "250", "--format", "raw", *os.environ.get("SPY_FLAGS", "--gil").split(), "--nonblocking",
-             "--output", os.environ["SPY"]],
-            stdout=R.subprocess.DEVNULL, stderr=R.subprocess.DEVNULL,
+            [
+                "bench/.tools-venv/bin/py-spy",
+                "record",
+                "--pid",
+                str(pid),
+                "--duration",
+                "9",
+                "--rate",
+                "250",
+                "--format",
+                "raw",
+                *os.environ.get("SPY_FLAGS", "--gil").split(),
+                "--nonblocking",
+                "--output",
+                os.environ["SPY"],
+            ],
+            stdout=R.subprocess.DEVNULL,
+            stderr=R.subprocess.DEVNULL,
         )
     res = load.wrk(f"thread_cpu_c{CONNS}", url, "chat.lua", CONNS, auth, proc, warmup=0)
     after = threads(pid)
@@ -78,6 +93,8 @@ try:
         total += d
         if d > 0:
             print(f"{name:30s} {d:7.2f} s  {1000 * d / max(calls, 1):6.3f} ms/call")
-    print(f"{'total':30s} {total:7.2f} s  {1000 * total / max(calls, 1):6.3f} ms/call  calls={calls}")
+    print(
+        f"{'total':30s} {total:7.2f} s  {1000 * total / max(calls, 1):6.3f} ms/call  calls={calls}"
+    )
 finally:
     procs.stop_all()
