@@ -58,7 +58,6 @@ _e = t.usage_events.c
 #: Event ids per ``IN (…)`` of a read-back: far below both backends' bind-parameter
 #: limits (32,766 on SQLite, 32,767 on asyncpg).
 _CHUNK = 500
-_EVENT_KEY = ["project_id", "environment", "event_id"]
 #: Every column: a row (``ledger_rows.event_rows``) names each of them.
 _EVENT_COLUMNS = tuple(t.usage_events.c.keys())
 
@@ -124,7 +123,7 @@ class _Statements:
         self.coarse = CoarseRollups(store)
         insert_events = (
             store._insert(t.usage_events)
-            .on_conflict_do_nothing(index_elements=_EVENT_KEY)
+            .on_conflict_do_nothing(index_elements=list(t.USAGE_EVENT_KEY))
             .returning(_e.project_id, _e.environment, _e.event_id)
         )
         self.driver_events = DriverStatement(insert_events, store.engine.dialect, _EVENT_COLUMNS)

@@ -51,10 +51,9 @@ DELTA_SUMS = {
     "unpriced_requests": 'COUNT(*) FILTER (WHERE NOT "priced")',
 }
 
-_EVENT_KEY = ("project_id", "environment", "event_id")
 #: What the rollups need of an inserted row, and its key.
 _RETURNED = (
-    *_EVENT_KEY,
+    *t.USAGE_EVENT_KEY,
     "end_user_id",
     "model",
     "provider",
@@ -94,11 +93,11 @@ def ledger_write(columns: Sequence[str]) -> TextClause:
         "WITH inserted AS ("  # noqa: S608 - table and column names from the schema
         f'INSERT INTO "usage_events" ({quoted(columns)}) '
         f"{batch_rows_sql(t.usage_events, columns)} "
-        f"ON CONFLICT ({quoted(_EVENT_KEY)}) DO NOTHING RETURNING {quoted(_RETURNED)}), "
+        f"ON CONFLICT ({quoted(t.USAGE_EVENT_KEY)}) DO NOTHING RETURNING {quoted(_RETURNED)}), "
         f"fine AS (SELECT {fine} FROM inserted GROUP BY {', '.join(DELTA_KEY.values())}), "
         f"fine_rows AS ({_upsert('usage_daily_rollups', ROLLUP_KEY, 'fine', None)}), "
         f"user_rows AS ({_upsert('usage_user_daily', USER_KEY, 'fine', 'fine_rows')}), "
         f"project_rows AS ({_upsert('usage_project_daily', PROJECT_KEY, 'fine', 'user_rows')}) "
-        f"SELECT {quoted(_EVENT_KEY)} FROM inserted "
+        f"SELECT {quoted(t.USAGE_EVENT_KEY)} FROM inserted "
         "WHERE (SELECT COUNT(*) FROM project_rows) >= 0"
     )

@@ -34,6 +34,7 @@ from meterline.adapters.db.types import DecimalText, UTCDateTime
 
 __all__ = [
     "ROLLUP_SUM_COLUMNS",
+    "USAGE_EVENT_KEY",
     "admin_users",
     "alerts",
     "api_keys",
@@ -189,6 +190,10 @@ end_users = Table(
     UniqueConstraint("project_id", "environment", "end_user_id"),
 )
 
+#: An event's identity in the ledger: a retry that repeats it is the same event (the
+#: unique key both backends' inserts resolve conflicts on).
+USAGE_EVENT_KEY = ("project_id", "environment", "event_id")
+
 usage_events = Table(
     "usage_events",
     metadata,
@@ -218,7 +223,7 @@ usage_events = Table(
     Column("fingerprint", String(128), nullable=False),
     Column("source", String(32), nullable=False),
     Column("recorded_at", UTCDateTime(), nullable=False),
-    UniqueConstraint("project_id", "environment", "event_id"),
+    UniqueConstraint(*USAGE_EVENT_KEY),
     Index("ix_usage_events_user_time", "project_id", "environment", "end_user_id", "timestamp"),
     Index("ix_usage_events_time", "project_id", "environment", "timestamp"),
 )
