@@ -410,6 +410,38 @@ async def test_a_seed_racing_an_expiry_is_refused(counters: Counters) -> None:
     assert (await counters.snapshot(KEY, T0 + s(10))).daily_requests == 1
 
 
+async def test_a_seed_racing_a_settle_is_refused(counters: Counters) -> None:
+    # A seeder read its version, then the ledger; meanwhile an event committed and was
+    # settled while the windows were still absent, so the seeder's totals miss it.
+    version = await counters.seed_version(KEY)
+    await counters.settle(KEY, now=T0, at=T0, tokens=5, cost_nanos=7)
+    stale = WindowTotals(day=T0.date())
+    assert not await counters.seed(KEY, stale, T0, version=version)
+    with pytest.raises(SeedNeeded):  # the settle created no window of its own
+        await counters.snapshot(KEY, T0)
+    version = await counters.seed_version(KEY)  # the retry reads the event
+    seen = WindowTotals(
+        day=T0.date(),
+        daily_tokens=5,
+        monthly_tokens=5,
+        daily_requests=1,
+        monthly_requests=1,
+        daily_cost_nanos=7,
+        monthly_cost_nanos=7,
+    )
+    assert await counters.seed(KEY, seen, T0, version=version)
+    snap = await counters.snapshot(KEY, T0)
+    assert (snap.daily_tokens, snap.monthly_requests) == (5, 1)
+
+
+async def test_a_settle_with_no_seed_under_way_creates_nothing(counters: Counters) -> None:
+    await counters.settle(KEY, now=T0, at=T0, tokens=5, cost_nanos=7)
+    with pytest.raises(SeedNeeded):
+        await counters.snapshot(KEY, T0)
+    await fresh(counters, daily_tokens=5)  # no version asked: accepted as it is
+    assert (await counters.snapshot(KEY, T0)).daily_tokens == 5
+
+
 async def test_duplicate_reservation_id_is_refused(counters: Counters) -> None:
     await fresh(counters)
     await counters.admit(KEY, Limits(), alert_only=False, now=T0, reservation=Reservation("r"))
