@@ -499,6 +499,22 @@ async def test_month_rolls_over(counters: Counters) -> None:
     assert (snap.daily_requests, snap.monthly_requests) == (3, 0)
 
 
+async def test_release_after_the_windows_were_dropped_creates_none(counters: Counters) -> None:
+    # Same day: another reservation fell due, which dropped the windows; releasing a live
+    # one must uncount nothing (there is nothing to uncount) and create no window.
+    await fresh(counters, daily_requests=4, monthly_requests=4)
+    live = Reservation("live", 9, 0, T0 + s(600))
+    await counters.admit(KEY, Limits(), alert_only=False, now=T0, reservation=live)
+    due = Reservation("due", 9, 0, T0 + s(10))
+    await counters.admit(KEY, Limits(), alert_only=False, now=T0, reservation=due)
+    assert await counters.release(KEY, "live", now=T0 + s(20))  # "due" expires first
+    with pytest.raises(SeedNeeded):
+        await counters.snapshot(KEY, T0 + s(20))
+    await fresh(counters, T0 + s(20), daily_requests=4, monthly_requests=4)
+    snap = await counters.snapshot(KEY, T0 + s(20))
+    assert (snap.daily_requests, snap.monthly_requests, snap.reserved_tokens) == (4, 4, 0)
+
+
 async def test_release_after_rollover_leaves_the_new_windows_alone(counters: Counters) -> None:
     last = datetime(2024, 3, 31, 23, 59, tzinfo=UTC)
     await fresh(counters, now=last)
