@@ -3,12 +3,16 @@ the lifecycle's transitions."""
 
 from __future__ import annotations
 
+import decimal
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from meterline.domain.entities import Environment
 from meterline.domain.invoices import (
+    Invoice,
     InvoiceStatus,
     LineUsage,
     can_transition,
@@ -75,3 +79,19 @@ def test_number_and_major_units():
     assert format_number("ML", 1234567) == "ML-1234567"
     assert str(minor_to_major(1234)) == "12.34" and str(minor_to_major(5)) == "0.05"
     assert str(minor_to_major(7, "JPY")) == "7"
+
+
+@given(st.lists(usage, max_size=30))
+def test_invoice_cost_and_margin_are_exact_sums_of_its_lines(usages):
+    lines = compute_lines(usages)
+    invoice = Invoice(
+        "inv", "proj", Environment.LIVE, "u", date(2026, 11, 1), date(2026, 11, 30), S.DRAFT,
+        "USD", lines,
+    )  # fmt: skip
+    cost = sum(int(line.provider_cost.scaleb(9)) for line in lines)  # nano-dollars
+    charge = sum(int(line.charge.scaleb(9)) for line in lines)
+    # A narrow ambient context (another library's) must not round the sums.
+    with decimal.localcontext(decimal.Context(prec=3)):
+        got_cost, got_margin = invoice.provider_cost, invoice.margin
+    assert got_cost == Decimal(cost).scaleb(-9)
+    assert got_margin == Decimal(charge - cost).scaleb(-9)

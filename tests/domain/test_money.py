@@ -387,3 +387,11 @@ def test_money_str_is_the_nano_rounding(amount: Decimal) -> None:
     text = money_str(amount)
     assert "e" not in text.lower()
     assert Decimal(text) == quantize_nano(amount)
+
+
+def test_money_text_is_accepted_up_to_64_characters() -> None:
+    at_limit = "1." + "0" * 62  # 64 characters, the value 1
+    assert parse_money(at_limit) == 1
+    assert parse_money(f"  {at_limit}  ") == 1  # surrounding spaces do not count
+    with pytest.raises(InvalidMoney, match="decimal string or number"):
+        parse_money(at_limit + "0")

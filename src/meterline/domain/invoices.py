@@ -146,11 +146,13 @@ class Invoice:
 
     @property
     def provider_cost(self) -> Decimal:
-        return sum((line.provider_cost for line in self.lines), Decimal(0))
+        return _exact_sum(line.provider_cost for line in self.lines)
 
     @property
     def margin(self) -> Decimal:
-        return sum((line.charge for line in self.lines), Decimal(0)) - self.provider_cost
+        """What the lines charge beyond what the provider costs, exactly (in the money
+        context, never the thread's ambient one, which another library may narrow)."""
+        return CTX.subtract(_exact_sum(line.charge for line in self.lines), self.provider_cost)
 
     @property
     def unpriced_models(self) -> tuple[str, ...]:
@@ -179,6 +181,13 @@ def compute_lines(usages: Iterable[LineUsage], currency: str = "USD") -> tuple[I
         if u.requests
     ]
     return tuple(sorted(lines, key=lambda line: (line.late, line.provider, line.model)))
+
+
+def _exact_sum(amounts: Iterable[Decimal]) -> Decimal:
+    total = Decimal(0)
+    for amount in amounts:
+        total = CTX.add(total, amount)
+    return total
 
 
 def total_minor(lines: Iterable[InvoiceLine]) -> int:
